@@ -1,0 +1,153 @@
+"""The analysts' workbench. Notices added here go through the same intake service as API and CSV."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from compliance import services
+from compliance.models import Hoster, HosterASN, HosterPrefix, Membership, Notice
+
+
+class HosterASNInline(admin.TabularInline):
+    model = HosterASN
+    extra = 0
+
+
+class HosterPrefixInline(admin.TabularInline):
+    model = HosterPrefix
+    extra = 0
+    fields = ["prefix"]
+
+
+@admin.register(Hoster)
+class HosterAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "kind", "country", "abuse_email", "is_reviewed"]
+    list_filter = ["kind", "is_reviewed", "country"]
+    search_fields = ["name", "slug", "abuse_email", "asns__asn"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [HosterASNInline, HosterPrefixInline]
+
+
+class NoticeAddForm(forms.ModelForm):
+    """Validates with the intake rules (URL normalisation, notified_at with offset, ...)."""
+
+    url = forms.CharField(max_length=4096, widget=forms.TextInput(attrs={"size": 100}), strip=False)
+    notified_at = forms.CharField(
+        required=False, help_text=_("ISO 8601 with UTC offset, e.g. 2024-05-01T09:30:00+02:00; empty: now")
+    )
+    hoster_slug = forms.ModelChoiceField(
+        Hoster.objects.all(), required=False, to_field_name="slug", label=_("hoster (if known)")
+    )
+    deadline_s = forms.IntegerField(required=False, min_value=1, help_text=_("empty: the default deadline"))
+
+    class Meta:
+        model = Notice
+        fields = ["url", "notified_at", "reference", "content_sha256", "hoster_slug", "deadline_s", "source"]
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            self.notice_input = services.notice_input_parse(
+                url=cleaned.get("url", ""),
+                notified_at=cleaned.get("notified_at"),
+                reference=cleaned.get("reference", ""),
+                content_sha256=cleaned.get("content_sha256", ""),
+                hoster=cleaned["hoster_slug"].slug if cleaned.get("hoster_slug") else "",
+                deadline_s=cleaned.get("deadline_s"),
+                now=timezone.now(),
+            )
+        except services.NoticeInputError as exc:
+            for field, messages in exc.errors.items():
+                self.add_error("hoster_slug" if field == "hoster" else field, messages)
+        return cleaned
+
+    def _post_clean(self):
+        pass  # the intake service validates; the model instance is built by the service
+
+
+@admin.register(Notice)
+class NoticeAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "host",
+        "hoster",
+        "status",
+        "notified_at",
+        "deadline_at",
+        "takedown_at",
+        "is_behind_cdn",
+        "source",
+    ]
+    list_filter = ["status", "attribution_state", "is_behind_cdn", "is_ambiguous", "source", "removal_mechanism"]
+    search_fields = ["url", "reference", "host", "=id"]
+    list_select_related = ["hoster"]
+    show_full_result_count = False  # counting 10^6 rows on every page view is wasted work
+    date_hierarchy = "notified_at"
+    raw_id_fields = ["repeat_of"]
+    readonly_fields = [f.name for f in Notice._meta.fields if f.name not in ("id",)]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = NoticeAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return NoticeAddForm.Meta.fields
+        return super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def get_actions(self, request):
+        # issue 3: set attribution (with a reason) and re-attribute, from monitor/admin.py
+        from monitor.admin import NOTICE_ACTIONS
+
+        actions = super().get_actions(request)
+        actions.update({f.__name__: self.get_action(f) for f in NOTICE_ACTIONS})
+        return actions
+
+    def get_inlines(self, request, obj):
+        # Imported here: the monitor app's evidence inlines depend on compliance, not vice versa.
+        from monitor.admin import AttributionInline, CheckInline
+
+        return [AttributionInline, CheckInline] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        notice, outcome = services.notice_create(
+            data=form.notice_input, source=form.cleaned_data.get("source") or "admin", now=timezone.now()
+        )
+        form.instance = notice
+        obj.pk = notice.pk
+        if outcome != "created":
+            self.message_user(
+                request,
+                _("Recorded as %(outcome)s of notice %(id)s.")
+                % {
+                    "outcome": outcome,
+                    "id": notice.repeat_of_id or notice.pk,
+                },
+            )
+
+    def save_related(self, request, form, formsets, change):
+        if change:
+            super().save_related(request, form, formsets, change)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # notices are evidence; a notice with checks cannot be deleted anyway
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "role", "hoster"]
+    list_filter = ["role"]
+    search_fields = ["user__username", "hoster__slug"]
+
+
+# The analysts' dispute queue, notice e-mails and the audit trail (issue 6).
+from compliance.portal import admin as _portal_admin  # noqa: E402, F401

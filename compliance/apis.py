@@ -1,0 +1,239 @@
+"""`/api/v1/notices/` and `/api/v1/hosters/`: parse input, call one service or selector, serialise."""
+
+from __future__ import annotations
+
+import django_filters
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import permissions, serializers, status, viewsets
+from rest_framework.response import Response
+
+from compliance import selectors, services
+from compliance.models import Hoster, Notice, Role
+from compliance.pseudonym import pseudonymise
+from monitor.serializers import AttributionSerializer, attribution_context
+
+
+class HasRole(permissions.BasePermission):
+    """Allow the roles named in the view's `allowed_roles` (per action in `allowed_roles_by_action`)."""
+
+    def has_permission(self, request, view) -> bool:
+        by_action = getattr(view, "allowed_roles_by_action", {})
+        allowed = by_action.get(getattr(view, "action", None), getattr(view, "allowed_roles", ()))
+        return selectors.role_of(request.user) in allowed
+
+
+ALL_ROLES = tuple(Role.values)
+
+
+# --- Serializers --------------------------------------------------------------------------------
+
+
+class CheckSerializer(serializers.Serializer):
+    checked_at = serializers.DateTimeField()
+    outcome = serializers.CharField()
+    http_status = serializers.IntegerField(allow_null=True)
+    error_kind = serializers.CharField()
+    reason = serializers.CharField()
+    resolved_ip = serializers.IPAddressField(allow_null=True)
+    body_sha256 = serializers.CharField()
+    byte_count = serializers.IntegerField()
+    duration_ms = serializers.IntegerField()
+    trigger = serializers.CharField()
+
+
+class NoticeSerializer(serializers.ModelSerializer):
+    """One notice. URL and host are shown raw to analysts and hoster users, pseudonymised to
+    researchers and left out for ministry users (`url_hash`/`host_hash` stand in for them)."""
+
+    url = serializers.SerializerMethodField()
+    host = serializers.SerializerMethodField()
+    url_hash = serializers.SerializerMethodField()
+    host_hash = serializers.SerializerMethodField()
+    hoster = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    cdn = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    verdict = serializers.SerializerMethodField()
+    ttt_s = serializers.IntegerField(read_only=True)
+    precision_s = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Notice
+        fields = [
+            "id",
+            "url",
+            "host",
+            "url_hash",
+            "host_hash",
+            "source",
+            "reference",
+            "content_sha256",
+            "received_at",
+            "notified_at",
+            "deadline_s",
+            "deadline_at",
+            "status",
+            "verdict",
+            "repeat_of",
+            "hoster",
+            "hoster_source",
+            "cdn",
+            "is_behind_cdn",
+            "is_ambiguous",
+            "attribution_state",
+            "check_count",
+            "last_checked_at",
+            "last_online_at",
+            "takedown_at",
+            "ttt_s",
+            "precision_s",
+            "removal_mechanism",
+            "is_displaced",
+            "reappearance_count",
+            "reappeared_at",
+            "acknowledged_at",
+            "reported_removed_at",
+        ]
+        read_only_fields = fields
+
+    def _shows_urls(self) -> bool:
+        return selectors.can_see_urls(self.context["request"].user)
+
+    def get_url(self, obj) -> str | None:
+        return obj.url if self._shows_urls() else None
+
+    def get_host(self, obj) -> str | None:
+        return obj.host if self._shows_urls() else None
+
+    def get_url_hash(self, obj) -> str | None:
+        return pseudonymise(obj.url) if not self._shows_urls() else None
+
+    def get_host_hash(self, obj) -> str | None:
+        return pseudonymise(obj.host) if not self._shows_urls() else None
+
+    def get_verdict(self, obj) -> str | None:
+        return obj.verdict(self.context.get("now") or timezone.now())
+
+
+class NoticeDetailSerializer(NoticeSerializer):
+    checks = CheckSerializer(many=True, read_only=True)
+    attributions = serializers.SerializerMethodField()  # issue 3: the attribution evidence
+
+    class Meta(NoticeSerializer.Meta):
+        fields = [*NoticeSerializer.Meta.fields, "checks", "attributions"]
+        read_only_fields = fields
+
+    @extend_schema_field(AttributionSerializer(many=True))
+    def get_attributions(self, obj) -> list[dict]:
+        rows = list(obj.attributions.all())
+        return AttributionSerializer(rows, many=True, context=attribution_context(self.context["request"], rows)).data
+
+
+class NoticeCreateSerializer(serializers.Serializer):
+    url = serializers.CharField(max_length=4096, trim_whitespace=False)
+    notified_at = serializers.CharField(required=False, allow_blank=True, help_text="ISO 8601 with UTC offset")
+    reference = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    content_sha256 = serializers.CharField(required=False, allow_blank=True)
+    hoster = serializers.CharField(required=False, allow_blank=True, help_text="hoster slug, if already known")
+    deadline_s = serializers.IntegerField(required=False, min_value=1, help_text="shorter deadline, e.g. 3600")
+    source = serializers.CharField(required=False, max_length=100, default="api")
+
+
+class HosterSerializer(serializers.ModelSerializer):
+    asns = serializers.SerializerMethodField()
+    prefixes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Hoster
+        fields = ["slug", "name", "country", "abuse_email", "kind", "is_reviewed", "asns", "prefixes"]
+
+    def get_asns(self, obj) -> list[int]:
+        return [a.asn for a in obj.asns.all()]
+
+    def get_prefixes(self, obj) -> list[str]:
+        return [p.prefix for p in obj.prefixes.all()]
+
+
+# --- Filters ------------------------------------------------------------------------------------
+
+
+class NoticeFilter(django_filters.FilterSet):
+    hoster = django_filters.CharFilter(field_name="hoster__slug", help_text="hoster slug")
+    status = django_filters.ChoiceFilter(choices=Notice.Status.choices)
+    notified_after = django_filters.IsoDateTimeFilter(field_name="notified_at", lookup_expr="gte")
+    notified_before = django_filters.IsoDateTimeFilter(field_name="notified_at", lookup_expr="lt")
+
+    class Meta:
+        model = Notice
+        fields = ["hoster", "status", "notified_after", "notified_before"]
+
+
+# --- Views --------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Notices visible to you (a hoster user sees only its own hoster's)"),
+    retrieve=extend_schema(summary="One notice with its checks; 404 if it is not visible to you"),
+)
+class NoticeViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [HasRole]
+    allowed_roles = ALL_ROLES
+    allowed_roles_by_action = {"create": (Role.ANALYST,)}
+    filterset_class = NoticeFilter
+
+    def get_queryset(self):
+        qs = selectors.notices_visible_to(self.request.user).select_related("hoster", "cdn")
+        if self.action == "retrieve":
+            qs = qs.prefetch_related("checks")
+            qs = qs.prefetch_related("attributions__hoster", "attributions__cdn", "attributions__decided_by")
+        return qs.order_by("-received_at", "-id")
+
+    def get_serializer_class(self):
+        return NoticeDetailSerializer if self.action == "retrieve" else NoticeSerializer
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "now": timezone.now()}
+
+    @extend_schema(
+        request=NoticeCreateSerializer,
+        responses={
+            201: NoticeSerializer,
+            400: OpenApiResponse(description='field errors, e.g. {"url": ["the scheme \'ftp\' is not allowed"]}'),
+            409: OpenApiResponse(description="a notice with this source and reference exists; its id is given"),
+        },
+        summary="Create a notice (analysts)",
+    )
+    def create(self, request, *args, **kwargs):
+        payload = NoticeCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        now = timezone.now()
+        values = payload.validated_data
+        try:
+            data = services.notice_input_parse(
+                url=values["url"],
+                notified_at=values.get("notified_at"),
+                reference=values.get("reference", ""),
+                content_sha256=values.get("content_sha256", ""),
+                hoster=values.get("hoster", ""),
+                deadline_s=values.get("deadline_s"),
+                now=now,
+            )
+        except services.NoticeInputError as exc:
+            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+        notice, outcome = services.notice_create(data=data, source=values["source"], now=now)
+        if outcome == "duplicate":
+            return Response(
+                {"detail": "a notice with this source and reference exists", "id": notice.pk},
+                status=status.HTTP_409_CONFLICT,
+            )
+        body = NoticeSerializer(notice, context=self.get_serializer_context()).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class HosterViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [HasRole]
+    allowed_roles = ALL_ROLES
+    serializer_class = HosterSerializer
+    lookup_field = "slug"
+
+    def get_queryset(self):
+        return selectors.hosters_visible_to(self.request.user).prefetch_related("asns", "prefixes").order_by("slug")

@@ -1,0 +1,514 @@
+"""The domain: hosters and their networks, notices, and who may see what.
+
+Terms follow CONTRACT.md: a *notice* is one reported URL sent to a hoster at `notified_at`; its
+*deadline* is `notified_at + deadline_s`; a *takedown* is confirmed absence, timed by `takedown_at`
+(first observation of the confirming offline streak) with `last_online_at` (the last observation
+that still saw it) giving the measurement's precision.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+sha256_validator = RegexValidator(r"^[0-9a-f]{64}$", _("a SHA-256 is 64 lower-case hexadecimal characters"))
+
+
+class Hoster(models.Model):
+    """A hosting provider (or a CDN, which is recognised but never blamed)."""
+
+    class Kind(models.TextChoices):
+        HOSTER = "hoster", _("hoster")
+        CDN = "cdn", _("CDN")
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    country = models.CharField(max_length=2, blank=True, help_text=_("ISO 3166 alpha-2 code"))
+    abuse_email = models.EmailField(blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.HOSTER)
+    # Curated hosters come from load_hosters; attribution creates unreviewed ones for unknown ASNs.
+    is_reviewed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_cdn(self) -> bool:
+        return self.kind == self.Kind.CDN
+
+    def ipv4_address_count(self) -> int:
+        """Size measure: IPv4 addresses in the registered prefixes (overlaps counted once)."""
+        nets = [ipaddress.ip_network(p.prefix) for p in self.prefixes.all()]
+        return sum(n.num_addresses for n in ipaddress.collapse_addresses(n for n in nets if n.version == 4))
+
+
+class HosterASN(models.Model):
+    hoster = models.ForeignKey(Hoster, on_delete=models.CASCADE, related_name="asns")
+    asn = models.PositiveBigIntegerField(unique=True, validators=[MinValueValidator(1), MaxValueValidator(4294967295)])
+
+    class Meta:
+        ordering = ["asn"]
+        verbose_name = "hoster ASN"
+
+    def __str__(self) -> str:
+        return f"AS{self.asn}"
+
+
+class HosterPrefix(models.Model):
+    hoster = models.ForeignKey(Hoster, on_delete=models.CASCADE, related_name="prefixes")
+    prefix = models.CharField(max_length=50, unique=True, help_text=_("CIDR, e.g. 192.0.2.0/24"))
+    version = models.PositiveSmallIntegerField(choices=[(4, "IPv4"), (6, "IPv6")])
+    length = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["prefix"]
+        verbose_name_plural = "hoster prefixes"
+
+    def __str__(self) -> str:
+        return self.prefix
+
+    def save(self, *args, **kwargs):
+        net = ipaddress.ip_network(self.prefix)
+        self.prefix, self.version, self.length = str(net), net.version, net.prefixlen
+        super().save(*args, **kwargs)
+
+
+class Notice(models.Model):
+    """One reported URL sent to a hoster, and the state of its measurement."""
+
+    class Status(models.TextChoices):
+        # Open: the monitor is waiting for a takedown.
+        PENDING = "pending", _("pending")  # not yet observed
+        ONLINE = "online", _("online")  # last confirmed state: the content is there
+        REAPPEARED = "reappeared", _("reappeared")  # online again after a confirmed takedown
+        # Closed.
+        REMOVED = "removed", _("removed")  # takedown confirmed
+        UNRESOLVABLE = "unresolvable", _("unresolvable")  # host name never resolved: no measurement
+        REPEAT = "repeat", _("repeat")  # a repeat notice of an open notice: not a measurement of its own
+
+    OPEN_STATUSES = (Status.PENDING, Status.ONLINE, Status.REAPPEARED)
+
+    class AttributionState(models.TextChoices):
+        PENDING = "pending", _("to attribute")
+        DONE = "done", _("attributed")
+        RETRY = "retry", _("retrying: no answer yet")
+        UNRESOLVABLE = "unresolvable", _("unresolvable at notice time")
+
+    class HosterSource(models.TextChoices):
+        HOTLINE = "hotline", _("given by the hotline")
+        ATTRIBUTION = "attribution", _("attributed from DNS and routing data")
+        ANALYST = "analyst", _("set by an analyst")
+
+    class RemovalMechanism(models.TextChoices):
+        FILE_GONE = "file_gone", _("file gone")  # 404 / 410
+        BLOCKED = "blocked", _("blocked")  # 451
+        REPLACED = "replaced", _("replaced")  # other content or a placeholder, or redirected away
+        DOMAIN_GONE = "domain_gone", _("domain gone")  # NXDOMAIN
+        SERVER_GONE = "server_gone", _("server gone")  # unreachable over a long enough streak
+        MOVED = "moved", _("moved")  # now served from another hoster: displacement, not compliance
+
+    # The URL, normalised (compliance/urlnorm.py), and its parts.
+    url = models.CharField(max_length=2048)
+    scheme = models.CharField(max_length=5)
+    host = models.CharField(max_length=253)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    path = models.TextField(default="/")
+    query = models.TextField(blank=True)
+
+    source = models.CharField(max_length=100, default="api")
+    # NULL when the sender gave none: NULLs never collide in the unique (source, reference) index,
+    # so one plain index serves both uniqueness and intake's duplicate lookups.
+    reference = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    content_sha256 = models.CharField(max_length=64, blank=True, validators=[sha256_validator])
+    repeat_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="repeats")
+
+    received_at = models.DateTimeField(help_text=_("when the product received the notice"))
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("when the hoster was notified; empty until the notice e-mail is accepted")
+    )
+    deadline_s = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    # notified_at + deadline_s, stored so that SQL can filter and aggregate on it.
+    deadline_at = models.DateTimeField(null=True, blank=True)
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+
+    # Attribution (evidence rows in monitor.Attribution).
+    # Not indexed on its own: the (hoster, notified_at) index below serves lookups by hoster.
+    hoster = models.ForeignKey(
+        Hoster, null=True, blank=True, on_delete=models.PROTECT, related_name="notices", db_index=False
+    )
+    hoster_source = models.CharField(max_length=20, choices=HosterSource.choices, blank=True)
+    cdn = models.ForeignKey(
+        Hoster,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="fronted_notices",
+        db_index=False,
+        help_text=_("the CDN in front of the origin: an intermediary, never the hoster"),
+    )
+    is_behind_cdn = models.BooleanField(default=False)
+    is_ambiguous = models.BooleanField(default=False)
+    attribution_state = models.CharField(
+        max_length=20, choices=AttributionState.choices, default=AttributionState.PENDING
+    )
+    next_attribution_at = models.DateTimeField(null=True, blank=True)
+
+    # The measurement. Every value here can be recomputed from the notice's checks.
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True)
+    check_count = models.PositiveIntegerField(default=0)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_online_at = models.DateTimeField(null=True, blank=True)
+    takedown_at = models.DateTimeField(null=True, blank=True)
+    # The current streak of removed observations not yet confirmed, and of transient failures.
+    offline_since = models.DateTimeField(null=True, blank=True)
+    offline_streak = models.PositiveIntegerField(default=0)
+    unreachable_since = models.DateTimeField(null=True, blank=True)
+    unreachable_streak = models.PositiveIntegerField(default=0)
+    removal_mechanism = models.CharField(max_length=20, choices=RemovalMechanism.choices, blank=True)
+    is_displaced = models.BooleanField(default=False)
+    reappearance_count = models.PositiveIntegerField(default=0)
+    reappeared_at = models.DateTimeField(null=True, blank=True)
+
+    # The hoster's response (portal and hoster API).
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    reported_removed_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "reference"], name="notice_unique_source_reference"),
+            # One open measurement per URL: a later notice for it is a repeat (compliance.services).
+            models.UniqueConstraint(
+                fields=["url"],
+                condition=Q(status__in=["pending", "online", "reappeared"]),
+                name="notice_one_open_per_url",
+            ),
+            models.CheckConstraint(
+                condition=Q(repeat_of__isnull=True) | Q(status="repeat"), name="notice_repeat_has_repeat_status"
+            ),
+        ]
+        indexes = [
+            # runmonitor's check drain: which notices are due now.
+            models.Index(fields=["next_check_at"], condition=Q(next_check_at__isnull=False), name="notice_due_check"),
+            # runmonitor's attribution drain.
+            models.Index(
+                fields=["next_attribution_at"],
+                condition=Q(attribution_state__in=["pending", "retry"]),
+                name="notice_due_attribution",
+            ),
+            # Intake: repeat detection, the open notice for a URL.
+            models.Index(fields=["url"], name="notice_url"),
+            # Scorecards and the portal: one hoster's notices by time.
+            models.Index(fields=["hoster", "notified_at"], name="notice_hoster_notified"),
+            models.Index(fields=["notified_at"], name="notice_notified"),
+            models.Index(fields=["status", "deadline_at"], name="notice_status_deadline"),
+            # runmonitor's notifications drain (NOTIFY_BY_EMAIL=on): notices waiting for their first e-mail.
+            models.Index(fields=["id"], condition=Q(notified_at__isnull=True), name="notice_to_notify"),
+        ]
+
+    def __str__(self) -> str:
+        return f"notice {self.pk} ({self.host})"
+
+    def save(self, *args, **kwargs):
+        self.deadline_at = self.compute_deadline_at()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "notified_at" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "deadline_at"}
+        super().save(*args, **kwargs)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    @property
+    def is_measured(self) -> bool:
+        """Counts in compliance figures: notified, not a repeat, not unresolvable."""
+        return self.notified_at is not None and self.status not in (self.Status.REPEAT, self.Status.UNRESOLVABLE)
+
+    def compute_deadline_at(self) -> datetime | None:
+        return self.notified_at + timedelta(seconds=self.deadline_s) if self.notified_at else None
+
+    @property
+    def ttt_s(self) -> int | None:
+        """Time to takedown in seconds (CONTRACT.md)."""
+        if self.takedown_at and self.notified_at:
+            return int((self.takedown_at - self.notified_at).total_seconds())
+        return None
+
+    @property
+    def precision_s(self) -> int | None:
+        """Width of the interval in which the removal happened: takedown_at - last_online_at.
+
+        Without any online observation the interval starts at notification.
+        """
+        if not self.takedown_at:
+            return None
+        start = self.last_online_at or self.notified_at
+        return int((self.takedown_at - start).total_seconds()) if start else None
+
+    def verdict(self, now: datetime) -> str | None:
+        from compliance import rules
+
+        return rules.verdict(
+            status=self.status,
+            notified_at=self.notified_at,
+            deadline_at=self.deadline_at,
+            takedown_at=self.takedown_at,
+            offline_since=self.offline_since,
+            unreachable_since=self.unreachable_since,
+            now=now,
+        )
+
+
+class Role(models.TextChoices):
+    ANALYST = "analyst", _("analyst")
+    MINISTRY = "ministry", _("ministry")
+    RESEARCHER = "researcher", _("researcher")
+    HOSTER = "hoster", _("hoster")
+
+
+class Membership(models.Model):
+    """A user's role, and for hoster users the one hoster whose data they see."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    hoster = models.ForeignKey(Hoster, null=True, blank=True, on_delete=models.CASCADE, related_name="members")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(role="hoster") & Q(hoster__isnull=False)) | (~Q(role="hoster") & Q(hoster__isnull=True)),
+                name="membership_hoster_iff_hoster_role",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role})"
+
+
+# --- The hosters' response, notices by e-mail, and the audit trail (issue 6: portal) -------------
+# docs/portal.md and docs/access-control.md describe them; compliance/notifications.py sends the
+# e-mails, compliance/audit.py records the trail.
+
+
+class Dispute(models.Model):
+    """A hoster's objection to a notice ("comply or explain"), answered by an analyst.
+
+    A dispute changes no measurement by itself: an analyst who agrees corrects the attribution (or
+    the notice) with the tools for that; the answer is shown to the hoster.
+    """
+
+    class Reason(models.TextChoices):
+        NOT_OUR_CUSTOMER = "not_our_customer", _("not our customer")
+        BEHIND_CDN = "behind_cdn", _("behind a CDN")
+        ALREADY_REMOVED = "already_removed", _("already removed")
+        OTHER = "other", _("other")
+
+    class State(models.TextChoices):
+        OPEN = "open", _("open: waiting for an analyst")
+        UPHELD = "upheld", _("upheld: the analyst agrees")
+        REJECTED = "rejected", _("rejected: the analyst disagrees")
+
+    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="disputes")
+    # The hoster that raised it: the notice's hoster may change later (re-attribution).
+    hoster = models.ForeignKey(Hoster, on_delete=models.PROTECT, related_name="disputes")
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=30, choices=Reason.choices)
+    removed_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("for 'already removed': when the hoster says it removed the content")
+    )
+    text = models.TextField(blank=True, max_length=4000, help_text=_("the hoster's explanation"))
+    created_at = models.DateTimeField()
+    state = models.CharField(max_length=20, choices=State.choices, default=State.OPEN)
+    answer = models.TextField(blank=True, max_length=4000, help_text=_("shown to the hoster"))
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One open dispute per notice at a time; after the answer the hoster may dispute again.
+            models.UniqueConstraint(fields=["notice"], condition=Q(state="open"), name="dispute_one_open_per_notice"),
+            models.CheckConstraint(
+                condition=Q(state="open") | Q(answered_at__isnull=False), name="dispute_answered_has_time"
+            ),
+        ]
+        indexes = [
+            # The analysts' dispute queue: open disputes, oldest first.
+            models.Index(fields=["created_at"], condition=Q(state="open"), name="dispute_queue"),
+            models.Index(fields=["hoster", "created_at"], name="dispute_hoster_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"dispute {self.pk} of notice {self.notice_id} ({self.get_reason_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == self.State.OPEN
+
+
+class NoticeEmail(models.Model):
+    """One e-mail the product sends (or will send) about a notice, and its delivery state.
+
+    The row is written before the e-mail is sent (the intent), so a crash between the mail
+    server's acceptance and our record can be recognised afterwards: the row stays `sending`, and
+    becomes `uncertain` when its lease runs out; it is never sent again automatically (at most
+    once; compliance/notifications.py explains the choice).
+    """
+
+    class Kind(models.TextChoices):
+        NOTICE = "notice", _("notice")  # the first notification: its acceptance is notified_at
+        REMINDER = "reminder", _("reminder before the deadline")
+        REPEAT = "repeat", _("repeat notice: still online after a deadline period")
+
+    class State(models.TextChoices):
+        SCHEDULED = "scheduled", _("scheduled")
+        CLAIMED = "claimed", _("claimed by a monitor process")
+        SENDING = "sending", _("sending")
+        SENT = "sent", _("accepted by the mail server")
+        RETRY = "retry", _("waiting to retry")
+        FAILED = "failed", _("refused by the mail server")
+        UNCERTAIN = "uncertain", _("uncertain: interrupted while sending")
+        SKIPPED = "skipped", _("not needed any more")
+        BOUNCED = "bounced", _("bounced after acceptance")
+
+    # States the drain still works on; `due_at` is their schedule (claimed/sending: lease expiry).
+    ACTIVE_STATES = (State.SCHEDULED, State.RETRY, State.CLAIMED, State.SENDING)
+
+    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="emails")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    seq = models.PositiveIntegerField(default=0, help_text=_("the deadline period of a repeat notice (1, 2, ...)"))
+    hoster = models.ForeignKey(
+        Hoster, null=True, blank=True, on_delete=models.PROTECT, related_name="notice_emails", db_index=False
+    )
+    to_address = models.EmailField(blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.SCHEDULED)
+    due_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField()
+    sending_at = models.DateTimeField(null=True, blank=True, help_text=_("when the last attempt started"))
+    sent_at = models.DateTimeField(null=True, blank=True, help_text=_("when the mail server accepted it"))
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["notice", "created_at", "id"]
+        verbose_name = "notice e-mail"
+        constraints = [
+            # Idempotence: one e-mail of each kind and period per notice, however often the drain runs.
+            models.UniqueConstraint(fields=["notice", "kind", "seq"], name="notice_email_once"),
+        ]
+        indexes = [
+            # runmonitor's notifications drain: e-mails due (or leases expired) now.
+            models.Index(
+                fields=["due_at"],
+                condition=Q(state__in=["scheduled", "retry", "claimed", "sending"]),
+                name="notice_email_due",
+            ),
+            # Delivery per hoster (admin, findings).
+            models.Index(fields=["hoster", "state"], name="notice_email_hoster_state"),
+            models.Index(fields=["message_id"], name="notice_email_message_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} e-mail of notice {self.notice_id} ({self.state})"
+
+
+class DeliveryEvent(models.Model):
+    """What happened to one delivery attempt (or a later bounce), per hoster: evidence, append-only.
+
+    A hoster whose abuse address refuses or bounces notices is a finding, not an excuse.
+    """
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted", _("accepted by the mail server")
+        REFUSED = "refused", _("refused by the mail server")
+        TEMPORARY_FAILURE = "temporary_failure", _("temporary failure")
+        NO_ADDRESS = "no_address", _("the hoster has no abuse address")
+        UNCERTAIN = "uncertain", _("interrupted: acceptance unknown")
+        BOUNCED = "bounced", _("bounced after acceptance")
+
+    email = models.ForeignKey(NoticeEmail, on_delete=models.PROTECT, related_name="events")
+    hoster = models.ForeignKey(Hoster, null=True, blank=True, on_delete=models.PROTECT, related_name="delivery_events")
+    at = models.DateTimeField()
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    to_address = models.EmailField(blank=True)
+    smtp_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["hoster", "at"], name="delivery_hoster_time")]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} ({self.to_address})"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("delivery events are append-only")
+        super().save(*args, **kwargs)
+
+
+class AuditEvent(models.Model):
+    """Who did what, when: the trail of analysts' and hosters' actions (append-only).
+
+    Semantic events (`notice.acknowledge`, `dispute.answer`, `login.failed`, ...) come from the
+    services; every other state-changing request by a signed-in user is recorded as `request`
+    by compliance.audit.AuditMiddleware, so no write escapes the trail.
+    """
+
+    at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text too: the trail must still say who after a user is deleted.
+    actor_username = models.CharField(max_length=150, blank=True)
+    actor_role = models.CharField(max_length=20, blank=True)
+    action = models.CharField(max_length=50)
+    notice = models.ForeignKey(Notice, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    hoster = models.ForeignKey(Hoster, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    detail = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    method = models.CharField(max_length=10, blank=True)
+    path = models.CharField(max_length=500, blank=True, help_text=_("the request path, never its query string"))
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["at"], name="audit_time"),
+            models.Index(fields=["actor", "at"], name="audit_actor_time"),
+            models.Index(fields=["notice", "at"], name="audit_notice_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_username or '-'} {self.action}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("audit events are append-only")

@@ -1,0 +1,203 @@
+"""Reads shared by pages, the API and reports. Role scoping is decided here and nowhere else.
+
+`notices_visible_to(user)` and `hosters_visible_to(user)` are the one place that says what a
+user may see; every page, endpoint and export starts from them. A hoster user sees only its
+own hoster's notices; an object outside the queryset is a 404, never a 403 with details.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from compliance.models import AuditEvent, DeliveryEvent, Dispute, Hoster, Notice, NoticeEmail, Role
+
+
+def role_of(user) -> str | None:
+    """The user's role; superusers are analysts; anonymous or role-less users have none."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    membership = getattr(user, "membership", None)
+    if membership is not None:
+        return membership.role
+    return Role.ANALYST if user.is_superuser else None
+
+
+def hoster_id_of(user) -> int | None:
+    membership = getattr(user, "membership", None)
+    return membership.hoster_id if membership is not None and membership.role == Role.HOSTER else None
+
+
+def can_see_urls(user) -> bool:
+    """Raw URLs and host names: analysts, and hoster users for their own notices."""
+    return role_of(user) in (Role.ANALYST, Role.HOSTER)
+
+
+def notices_visible_to(user) -> QuerySet[Notice]:
+    role = role_of(user)
+    qs = Notice.objects.all()
+    if role in (Role.ANALYST, Role.MINISTRY, Role.RESEARCHER):
+        return qs
+    if role == Role.HOSTER:
+        # Only notified notices: until the notice e-mail is accepted (NOTIFY_BY_EMAIL=on) the
+        # hoster has not been told; its clock (notified_at) has not started yet.
+        return qs.filter(hoster_id=hoster_id_of(user), notified_at__isnull=False)
+    return qs.none()
+
+
+def hosters_visible_to(user) -> QuerySet[Hoster]:
+    role = role_of(user)
+    qs = Hoster.objects.all()
+    if role in (Role.ANALYST, Role.MINISTRY, Role.RESEARCHER):
+        return qs
+    if role == Role.HOSTER:
+        return qs.filter(pk=hoster_id_of(user))
+    return qs.none()
+
+
+# --- Reports: who sees which figures (reports app), and the verdict in SQL ----------------------
+# Added by the reports engineer (issue 5). Scoping decisions for scorecards and exports live here
+# beside the ones above, so that pages, API and exports cannot disagree.
+
+
+def sees_all_hosters(user) -> bool:
+    """Analysts, ministry and researchers see every hoster's figures and the national totals."""
+    return role_of(user) in (Role.ANALYST, Role.MINISTRY, Role.RESEARCHER)
+
+
+def can_see_scorecards(user) -> bool:
+    """Every role sees scorecards; a hoster user only its own (scoped by `hosters_visible_to`)."""
+    return role_of(user) is not None
+
+
+def can_see_open_notice_list(user) -> bool:
+    """The list of open notices past their deadline on a scorecard is the hotline's work queue."""
+    return role_of(user) == Role.ANALYST
+
+
+def can_export(user) -> bool:
+    """Exports: all roles; a hoster user's export holds only its own notices (`notices_visible_to`)."""
+    return role_of(user) is not None
+
+
+def url_mode(user) -> str:
+    """How URLs and host names appear in this user's exports and pages.
+
+    `raw` for analysts and hoster users (their own notices only); `hash` (compliance.pseudonym,
+    keyed, stable within a deployment) for researchers and ministry users, who never see a URL.
+    """
+    return "raw" if can_see_urls(user) else "hash"
+
+
+# Statuses that are not measurements of their own (CONTRACT: only measured notices count).
+UNMEASURED_STATUSES = (Notice.Status.REPEAT, Notice.Status.UNRESOLVABLE)
+
+
+def measured_notices(qs: QuerySet[Notice]) -> QuerySet[Notice]:
+    """Notices that count in compliance figures: notified, not a repeat, not unresolvable."""
+    return qs.filter(notified_at__isnull=False).exclude(status__in=UNMEASURED_STATUSES)
+
+
+def verdict_expression(now):
+    """`compliance.rules.verdict` as a SQL CASE; must agree with it exactly (tests/reports)."""
+    from django.db.models import Case, CharField, F, Q, Value, When
+
+    return Case(
+        When(status__in=UNMEASURED_STATUSES, then=Value(None)),
+        When(
+            takedown_at__isnull=False,
+            deadline_at__isnull=False,
+            takedown_at__lte=F("deadline_at"),
+            then=Value("within"),
+        ),
+        When(takedown_at__isnull=False, deadline_at__isnull=False, then=Value("late")),
+        When(
+            Q(notified_at__isnull=True) | Q(deadline_at__isnull=True) | Q(deadline_at__gte=now), then=Value("pending")
+        ),
+        # An offline or unreachable streak that began by the deadline waits for its confirmation.
+        When(offline_since__lte=F("deadline_at"), then=Value("pending")),
+        When(unreachable_since__lte=F("deadline_at"), then=Value("pending")),
+        default=Value("late"),
+        output_field=CharField(),
+    )
+
+
+def annotate_verdict(qs: QuerySet[Notice], now) -> QuerySet[Notice]:
+    """Adds `verdict_sql` (within / late / pending, NULL for unmeasured notices)."""
+    return qs.annotate(verdict_sql=verdict_expression(now))
+
+
+# --- The hosters' portal, disputes, notice e-mails and the audit trail (issue 6) ----------------
+# Each starts from notices_visible_to / role_of above: no read below widens what a user may see.
+
+
+def portal_notices(user) -> QuerySet[Notice]:
+    """The notices a hoster user deals with in the portal and the hoster API: its own hoster's,
+    notified (a notice not yet sent is not the hoster's business yet), not repeats (a repeat is
+    the same notice told again; it is shown with the notice it repeats). Other roles: none."""
+    if role_of(user) != Role.HOSTER:
+        return Notice.objects.none()
+    return notices_visible_to(user).exclude(status=Notice.Status.REPEAT)
+
+
+def portal_open_notices(user) -> QuerySet[Notice]:
+    """Open notices, the nearest deadline first."""
+    return portal_notices(user).filter(status__in=Notice.OPEN_STATUSES).order_by("deadline_at", "id")
+
+
+def portal_closed_notices(user) -> QuerySet[Notice]:
+    return portal_notices(user).exclude(status__in=Notice.OPEN_STATUSES).order_by("-notified_at", "-id")
+
+
+def notice_recent_checks(limit: int):
+    """A Prefetch of each notice's newest checks (times and outcomes; `checks_recent`)."""
+    from django.db.models import Prefetch
+
+    from monitor.models import Check
+
+    return Prefetch(
+        "checks",
+        queryset=Check.objects.order_by("-checked_at", "-id").only(
+            "id", "notice_id", "checked_at", "outcome", "http_status", "trigger", "error_kind"
+        )[:limit],
+        to_attr="checks_recent",
+    )
+
+
+def disputes_visible_to(user) -> QuerySet:
+    """Analysts: every dispute; a hoster user: its own hoster's; everyone else: none."""
+    role = role_of(user)
+    qs = Dispute.objects.select_related("notice", "hoster")
+    if role == Role.ANALYST:
+        return qs
+    if role == Role.HOSTER:
+        return qs.filter(hoster_id=hoster_id_of(user))
+    return qs.none()
+
+
+def dispute_queue(user) -> QuerySet:
+    """The analysts' queue: open disputes, oldest first."""
+    return disputes_visible_to(user).filter(state=Dispute.State.OPEN).order_by("created_at", "id")
+
+
+def notice_emails_visible_to(user) -> QuerySet:
+    """Notice e-mails: analysts all; a hoster user those about its notices to its own address."""
+    role = role_of(user)
+    qs = NoticeEmail.objects.all()
+    if role == Role.ANALYST:
+        return qs
+    if role == Role.HOSTER:
+        return qs.filter(hoster_id=hoster_id_of(user), notice__in=portal_notices(user))
+    return qs.none()
+
+
+def delivery_problems_of(hoster_id: int, *, limit: int = 5) -> list:
+    """The newest delivery failures for a hoster, if its last delivery failed (else empty)."""
+    events = list(DeliveryEvent.objects.filter(hoster_id=hoster_id).order_by("-at", "-id")[:limit])
+    if not events or events[0].outcome == DeliveryEvent.Outcome.ACCEPTED:
+        return []
+    return [e for e in events if e.outcome != DeliveryEvent.Outcome.ACCEPTED]
+
+
+def audit_events_visible_to(user) -> QuerySet:
+    """The audit trail is for analysts."""
+    return AuditEvent.objects.all() if role_of(user) == Role.ANALYST else AuditEvent.objects.none()

@@ -1,0 +1,536 @@
+"""Writes that span models or open a transaction: intake of notices and hosters, users.
+
+Intake has one validation path (`notice_input_parse`) shared by the API, the CSV import and the
+admin, so that a URL rejected in one place is rejected in all, with the same reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework.authtoken.models import Token
+
+from compliance.models import Hoster, HosterASN, HosterPrefix, Membership, Notice, Role
+from compliance.urlnorm import InvalidURL, NormalizedURL, normalize_url
+
+# A notified_at this far ahead of the clock is a mistake (a wrong offset, a typo), not a notice.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+ANALYSTS_GROUP = "Analysts"
+
+
+class NoticeInputError(Exception):
+    """Field errors for one notice: `errors` maps field name to a list of messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class NoticeInput:
+    url: NormalizedURL
+    notified_at: datetime | None = None
+    reference: str = ""
+    content_sha256: str = ""
+    hoster_id: int | None = None
+    deadline_s: int | None = None
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    duplicates: int = 0
+    repeats: int = 0
+
+
+class HosterLookup:
+    """slug -> id, loaded once per import so that rows don't each cost a query."""
+
+    def __init__(self) -> None:
+        self._ids = dict(Hoster.objects.values_list("slug", "id"))
+
+    def id_for(self, slug: str) -> int | None:
+        return self._ids.get(slug)
+
+
+def notice_input_parse(
+    *,
+    url: str,
+    notified_at: str | datetime | None = None,
+    reference: str | None = "",
+    content_sha256: str | None = "",
+    hoster: str | None = "",
+    deadline_s: str | int | None = None,
+    now: datetime,
+    hosters: HosterLookup | None = None,
+) -> NoticeInput:
+    """Validate one notice's fields; raise NoticeInputError with every problem found."""
+    errors: dict[str, list[str]] = {}
+
+    normalized = None
+    try:
+        normalized = normalize_url(url or "")
+    except InvalidURL as exc:
+        errors["url"] = [str(exc)]
+
+    parsed_notified_at = None
+    if isinstance(notified_at, datetime):
+        parsed_notified_at = notified_at
+    elif notified_at not in (None, ""):
+        parsed_notified_at = _parse_iso_datetime(notified_at.strip(), errors)
+    if parsed_notified_at is not None:
+        if timezone.is_naive(parsed_notified_at):
+            errors["notified_at"] = ["notified_at must carry a UTC offset, e.g. 2024-05-01T09:30:00+02:00"]
+        elif parsed_notified_at > now + FUTURE_TOLERANCE:
+            errors["notified_at"] = [f"notified_at {parsed_notified_at.isoformat()} lies in the future"]
+
+    reference = (reference or "").strip()
+    if len(reference) > 200:
+        errors["reference"] = ["reference is longer than 200 characters"]
+
+    content_sha256 = (content_sha256 or "").strip().lower()
+    if content_sha256 and (len(content_sha256) != 64 or any(c not in "0123456789abcdef" for c in content_sha256)):
+        errors["content_sha256"] = ["content_sha256 must be 64 hexadecimal characters"]
+
+    hoster_id = None
+    hoster = (hoster or "").strip()
+    if hoster:
+        hoster_id = (hosters or HosterLookup()).id_for(hoster)
+        if hoster_id is None:
+            errors["hoster"] = [f"no hoster with slug {hoster!r} (load it with load_hosters first)"]
+
+    parsed_deadline = None
+    if deadline_s not in (None, ""):
+        try:
+            parsed_deadline = int(deadline_s)
+            if parsed_deadline < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            errors["deadline_s"] = ["deadline_s must be a positive whole number of seconds"]
+
+    if errors:
+        raise NoticeInputError(errors)
+    return NoticeInput(
+        url=normalized,
+        notified_at=parsed_notified_at,
+        reference=reference,
+        content_sha256=content_sha256,
+        hoster_id=hoster_id,
+        deadline_s=parsed_deadline,
+    )
+
+
+def _parse_iso_datetime(text: str, errors: dict[str, list[str]]) -> datetime | None:
+    try:
+        value = parse_datetime(text)
+    except ValueError:
+        value = None
+    if value is None:
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            errors["notified_at"] = [f"notified_at {text!r} is not an ISO 8601 date and time"]
+            return None
+    return value
+
+
+def _notice_values(data: NoticeInput, *, source: str, now: datetime) -> dict[str, object]:
+    """Field values (by attname) of a new notice from validated input."""
+    notified_at = data.notified_at
+    if notified_at is None and not settings.NOTIFY_BY_EMAIL:
+        notified_at = now  # CONTRACT: default notified_at is the import time
+    deadline_s = data.deadline_s or settings.COMPLIANCE_DEADLINE
+    return {
+        "url": data.url.url,
+        "scheme": data.url.scheme,
+        "host": data.url.host,
+        "port": data.url.port,
+        "path": data.url.path,
+        "query": data.url.query,
+        "source": source,
+        "reference": data.reference or None,
+        "content_sha256": data.content_sha256,
+        "received_at": now,
+        "notified_at": notified_at,
+        "deadline_s": deadline_s,
+        "deadline_at": notified_at + timedelta(seconds=deadline_s) if notified_at else None,
+        "hoster_id": data.hoster_id,
+        "hoster_source": Notice.HosterSource.HOTLINE if data.hoster_id else "",
+        # A check at intake, and attribution as soon as the monitor gets to it.
+        "next_check_at": now,
+        "next_attribution_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _notice_from_input(data: NoticeInput, *, source: str, now: datetime) -> Notice:
+    return Notice(**_notice_values(data, source=source, now=now))
+
+
+def _repeat_values(values: dict[str, object], *, open_id: int, open_hoster_id: int | None) -> dict[str, object]:
+    """A repeat notice records that the hoster was told again; it is not a second measurement."""
+    values.update(
+        status=Notice.Status.REPEAT,
+        repeat_of_id=open_id,
+        hoster_id=values["hoster_id"] or open_hoster_id,
+        attribution_state=Notice.AttributionState.DONE,
+        next_check_at=None,
+        next_attribution_at=None,
+    )
+    return values
+
+
+def _as_repeat(notice: Notice, open_notice: Notice) -> Notice:
+    values = _repeat_values(
+        {"hoster_id": notice.hoster_id}, open_id=open_notice.pk, open_hoster_id=open_notice.hoster_id
+    )
+    for attname, value in values.items():
+        setattr(notice, attname, value)
+    return notice
+
+
+@transaction.atomic
+def notice_import_batch(*, rows: list[NoticeInput], source: str, now: datetime) -> ImportResult:
+    """Create the notices of one batch of valid inputs: duplicates skipped, repeats linked.
+
+    Two queries find existing references and open notices for the whole batch; one statement
+    inserts it. If a concurrent writer (another import, the API) got in between and a unique
+    constraint fires, the batch falls back to one row at a time so nothing good is lost.
+    """
+    result = ImportResult()
+    references = {r.reference for r in rows if r.reference}
+    existing_refs = (
+        set(
+            Notice.objects.filter(source=source, reference__in=references)
+            .order_by()
+            .values_list("reference", flat=True)
+        )
+        if references
+        else set()
+    )
+    urls = {r.url.url for r in rows}
+    open_ids = _open_notice_ids(urls)
+
+    firsts: list[dict[str, object]] = []
+    repeats: list[dict[str, object]] = []
+    new_open: set[str] = set()
+    seen_refs: set[str] = set()
+    for data in rows:
+        if data.reference and (data.reference in existing_refs or data.reference in seen_refs):
+            result.duplicates += 1
+            continue
+        if data.reference:
+            seen_refs.add(data.reference)
+        values = _notice_values(data, source=source, now=now)
+        if data.url.url in open_ids or data.url.url in new_open:
+            repeats.append(values)
+        else:
+            new_open.add(data.url.url)
+            firsts.append(values)
+
+    try:
+        with transaction.atomic():
+            _insert_notices(firsts)
+            if repeats:
+                # Repeats may point at notices created just now: look their ids up.
+                missing = {v["url"] for v in repeats} - open_ids.keys()
+                if missing:
+                    open_ids.update(_open_notice_ids(missing))
+                hosters = dict(Notice.objects.filter(pk__in=set(open_ids.values())).values_list("id", "hoster_id"))
+                for values in repeats:
+                    open_id = open_ids[values["url"]]
+                    _repeat_values(values, open_id=open_id, open_hoster_id=hosters.get(open_id))
+                _insert_notices(repeats)
+    except IntegrityError:
+        return _import_one_by_one(rows=rows, source=source, now=now)
+    result.imported = len(firsts) + len(repeats)
+    result.repeats = len(repeats)
+    return result
+
+
+def _open_notice_ids(urls: set[str]) -> dict[str, int]:
+    """url -> id of its open notice. Filtered on status in Python: with `status IN (...)` in the
+    query, the planner may walk the status index over every open notice instead of the URL index."""
+    open_statuses = set(Notice.OPEN_STATUSES)
+    return {
+        url: pk
+        for url, pk, status in Notice.objects.filter(url__in=urls).order_by().values_list("url", "id", "status")
+        if status in open_statuses
+    }
+
+
+def _insert_notices(rows: list[dict[str, object]]) -> None:
+    """Insert new notices, given as field values by attname, with one executemany.
+
+    `bulk_create` spends most of an import building model instances and compiling SQL for 40
+    columns in chunks of 24 rows (SQLite's parameter cap). One prepared statement with values
+    adapted by the connection's own operations gives the same rows several times faster. Fields
+    not given take their model default, prepared once.
+    """
+    if not rows:
+        return
+    connection = transaction.get_connection()
+    fields = [f for f in Notice._meta.concrete_fields if not f.primary_key]
+    missing = object()
+    adapt_datetime = connection.ops.adapt_datetimefield_value
+
+    def adapter(field):
+        if isinstance(field, models.DateTimeField):
+            return adapt_datetime
+        if isinstance(field, models.IntegerField | models.CharField | models.TextField | models.ForeignKey):
+            return None  # ints and strings (TextChoices members are str) go to the driver as they are
+        return lambda value: field.get_db_prep_save(value, connection)
+
+    columns_spec = [(f.attname, adapter(f), f.get_db_prep_save(f.get_default(), connection)) for f in fields]
+    params = []
+    for row in rows:
+        values = []
+        for attname, adapt, default in columns_spec:
+            value = row.get(attname, missing)
+            if value is missing:
+                values.append(default)
+            elif value is None or adapt is None:
+                values.append(value)
+            else:
+                values.append(adapt(value))
+        params.append(values)
+    table = connection.ops.quote_name(Notice._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", params)
+
+
+def _import_one_by_one(*, rows: list[NoticeInput], source: str, now: datetime) -> ImportResult:
+    result = ImportResult()
+    for data in rows:
+        notice, outcome = notice_create(data=data, source=source, now=now)
+        if outcome == "duplicate":
+            result.duplicates += 1
+            continue
+        result.imported += 1
+        result.repeats += outcome == "repeat"
+    return result
+
+
+def notice_create(*, data: NoticeInput, source: str, now: datetime) -> tuple[Notice, str]:
+    """Create one notice. Returns (notice, "created" | "repeat" | "duplicate").
+
+    For a duplicate (same source and reference) the existing notice is returned unchanged.
+    """
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                if data.reference:
+                    existing = Notice.objects.filter(source=source, reference=data.reference).first()
+                    if existing is not None:
+                        return existing, "duplicate"
+                notice = _notice_from_input(data, source=source, now=now)
+                open_notice = Notice.objects.filter(url=notice.url, status__in=Notice.OPEN_STATUSES).first()
+                if open_notice is not None:
+                    _as_repeat(notice, open_notice)
+                notice.full_clean(validate_unique=False, validate_constraints=False)
+                notice.save()
+                return notice, "repeat" if open_notice is not None else "created"
+        except IntegrityError:
+            # A concurrent writer created the same reference or an open notice for the URL
+            # between our read and our insert: read again and decide again.
+            continue
+    raise RuntimeError(f"could not record notice for {data.url.host} after concurrent conflicts")
+
+
+# --- Hosters ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HosterInput:
+    slug: str
+    name: str
+    country: str
+    abuse_email: str
+    kind: str
+    asns: tuple[int, ...]
+    prefixes: tuple[str, ...]
+
+
+def hoster_input_parse(row: dict[str, str]) -> HosterInput:
+    """Validate one row of a hosters CSV; raise ValueError with the reason."""
+    from django.utils.text import slugify
+
+    slug = (row.get("slug") or "").strip()
+    if not slug or slugify(slug) != slug:
+        raise ValueError(f"slug {slug!r} must be lower-case letters, digits and hyphens")
+    name = (row.get("name") or "").strip()
+    if not name:
+        raise ValueError("name is empty")
+    country = (row.get("country") or "").strip().upper()
+    if country and (len(country) != 2 or not country.isalpha()):
+        raise ValueError(f"country {country!r} is not a two-letter ISO code")
+    abuse_email = (row.get("abuse_email") or "").strip()
+    if abuse_email:
+        try:
+            validate_email(abuse_email)
+        except ValidationError:
+            raise ValueError(f"abuse_email {abuse_email!r} is not an e-mail address") from None
+    kind = (row.get("kind") or "hoster").strip().lower()
+    if kind not in Hoster.Kind.values:
+        raise ValueError(f"kind {kind!r} must be hoster or cdn")
+    asns = []
+    for token in (row.get("asns") or "").split():
+        text = token.upper().removeprefix("AS")
+        if not text.isdigit() or not 1 <= int(text) <= 4294967295:
+            raise ValueError(f"ASN {token!r} is not a number between 1 and 4294967295")
+        asns.append(int(text))
+    prefixes = []
+    for token in (row.get("prefixes") or "").split():
+        try:
+            prefixes.append(str(ipaddress.ip_network(token, strict=True)))
+        except ValueError as exc:
+            raise ValueError(f"prefix {token!r} is not a network in CIDR notation ({exc})") from None
+    return HosterInput(slug, name, country, abuse_email, kind, tuple(asns), tuple(prefixes))
+
+
+@transaction.atomic
+def hosters_load(*, hosters: list[HosterInput]) -> dict[str, object]:
+    """Create or update the given hosters in place; their ASNs and prefixes become exactly those given.
+
+    An ASN or prefix held by an unreviewed hoster (one attribution created for an unknown AS) moves
+    to the curated hoster. One held by another curated hoster not in this file is a conflict.
+    """
+    slugs = [h.slug for h in hosters]
+    owners_asn = {a.asn: a for a in HosterASN.objects.select_related("hoster")}
+    owners_prefix = {p.prefix: p for p in HosterPrefix.objects.select_related("hoster")}
+    conflicts: list[str] = []
+    for h in hosters:
+        for asn in h.asns:
+            owner = owners_asn.get(asn)
+            if owner and owner.hoster.slug not in slugs and owner.hoster.is_reviewed:
+                conflicts.append(f"{h.slug}: AS{asn} is registered to hoster {owner.hoster.slug}")
+        for prefix in h.prefixes:
+            owner = owners_prefix.get(prefix)
+            if owner and owner.hoster.slug not in slugs and owner.hoster.is_reviewed:
+                conflicts.append(f"{h.slug}: {prefix} is registered to hoster {owner.hoster.slug}")
+    seen_asn: dict[int, str] = {}
+    seen_prefix: dict[str, str] = {}
+    for h in hosters:
+        for asn in h.asns:
+            if asn in seen_asn and seen_asn[asn] != h.slug:
+                conflicts.append(f"{h.slug}: AS{asn} is also listed for {seen_asn[asn]}")
+            seen_asn[asn] = h.slug
+        for prefix in h.prefixes:
+            if prefix in seen_prefix and seen_prefix[prefix] != h.slug:
+                conflicts.append(f"{h.slug}: {prefix} is also listed for {seen_prefix[prefix]}")
+            seen_prefix[prefix] = h.slug
+    if conflicts:
+        raise ValueError("; ".join(conflicts))
+
+    created = updated = 0
+    moved: list[str] = []
+    by_slug = {h.slug: h for h in Hoster.objects.filter(slug__in=slugs)}
+    for h in hosters:
+        obj = by_slug.get(h.slug) or Hoster(slug=h.slug)
+        created += obj.pk is None
+        updated += obj.pk is not None
+        obj.name, obj.country, obj.abuse_email, obj.kind = h.name, h.country, h.abuse_email, h.kind
+        obj.is_reviewed = True
+        obj.full_clean(validate_unique=False)
+        obj.save()
+        by_slug[h.slug] = obj
+    ids = [o.pk for o in by_slug.values()]
+    HosterASN.objects.filter(hoster_id__in=ids).delete()
+    HosterPrefix.objects.filter(hoster_id__in=ids).delete()
+    for asn in seen_asn:
+        if asn in owners_asn and owners_asn[asn].hoster.slug not in slugs:
+            moved.append(f"AS{asn} from {owners_asn[asn].hoster.slug}")
+    for prefix in seen_prefix:
+        if prefix in owners_prefix and owners_prefix[prefix].hoster.slug not in slugs:
+            moved.append(f"{prefix} from {owners_prefix[prefix].hoster.slug}")
+    HosterASN.objects.filter(asn__in=seen_asn).delete()
+    HosterPrefix.objects.filter(prefix__in=seen_prefix).delete()
+    HosterASN.objects.bulk_create([HosterASN(hoster=by_slug[slug], asn=asn) for asn, slug in seen_asn.items()])
+    for prefix, slug in seen_prefix.items():
+        HosterPrefix(hoster=by_slug[slug], prefix=prefix).save()
+    return {"created": created, "updated": updated, "moved": moved}
+
+
+# --- Users --------------------------------------------------------------------------------------
+
+
+def _analyst_group() -> Group:
+    """Analysts may view and change everything of the product's apps in the admin."""
+    group, _created = Group.objects.get_or_create(name=ANALYSTS_GROUP)
+    perms = Permission.objects.filter(content_type__app_label__in=["compliance", "monitor", "reports"])
+    group.permissions.set(perms)
+    return group
+
+
+@transaction.atomic
+def user_upsert(
+    *,
+    username: str,
+    role: str,
+    hoster_slug: str | None = None,
+    password: str | None = None,
+    email: str = "",
+    with_token: bool = False,
+) -> tuple[object, bool, str | None]:
+    """Create or update a user with one role. Returns (user, created, token key or None)."""
+    if role not in Role.values:
+        raise ValueError(f"role must be one of {', '.join(Role.values)}")
+    hoster = None
+    if role == Role.HOSTER:
+        if not hoster_slug:
+            raise ValueError("a hoster user needs --hoster SLUG")
+        hoster = Hoster.objects.filter(slug=hoster_slug).first()
+        if hoster is None:
+            raise ValueError(f"no hoster with slug {hoster_slug!r}")
+    elif hoster_slug:
+        raise ValueError(f"--hoster applies to hoster users only, not to role {role}")
+
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username=username)
+    if email:
+        user.email = email
+    if password is not None:
+        validate_password(password, user)  # raises ValidationError with the rules broken
+        user.set_password(password)
+    elif created:
+        user.set_unusable_password()  # an API-only account until a password is set
+    user.is_staff = role == Role.ANALYST  # the admin is the analysts' workbench
+    user.save()
+    Membership.objects.update_or_create(user=user, defaults={"role": role, "hoster": hoster})
+    if role == Role.ANALYST:
+        user.groups.add(_analyst_group())
+    else:
+        user.groups.remove(*Group.objects.filter(name=ANALYSTS_GROUP))
+    token = Token.objects.get_or_create(user=user)[0].key if with_token else None
+    return user, created, token
+
+
+def random_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def chunked(items: Iterable, size: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,19 @@
+"""API routes of the compliance app: notices and hosters."""
+
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from compliance import apis
+from monitor.apis import AttributionOverrideView
+
+router = DefaultRouter()
+router.register("notices", apis.NoticeViewSet, basename="notice")
+router.register("hosters", apis.HosterViewSet, basename="hoster")
+
+urlpatterns = [
+    # issue 3: an analyst sets a notice's origin hoster / CDN with a reason (monitor/apis.py)
+    path("notices/<int:pk>/attribution/", AttributionOverrideView.as_view(), name="notice-attribution"),
+    *router.urls,
+]
