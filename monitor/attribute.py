@@ -1,0 +1,761 @@
+"""Attribution of notices: the runmonitor drain, re-attribution and the analyst's override.
+
+The evidence of every attribution is a `monitor.Attribution` row of its own (append-only): the
+host name, CNAME chain, resolved addresses and the one chosen, origin ASN(s), routed prefix, AS
+name, registry, RDAP network and abuse contacts when known, every candidate, the method, the time,
+and for an override who decided and why. The decision itself is pure (monitor/attribution.py).
+
+Host names are looked up once per batch, not once per notice: 160,000 URLs on 2,000 host names
+cost about 2,000 host lookups (plus one origin lookup per distinct address and one name lookup per
+distinct AS), and monitor/dns.py's cache carries answers over to the next batches for their TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from compliance.models import Hoster, HosterASN, HosterPrefix, Notice
+from monitor import asn as asnlookup
+from monitor import attribution as rules
+from monitor import dns, jobs, rdap
+from monitor.models import Attribution, Check, RdapQueue, RdapRecord
+
+log = logging.getLogger("monitor.attribute")
+
+OPEN_ATTRIBUTION = (Notice.AttributionState.PENDING, Notice.AttributionState.RETRY)
+GIVEN_SOURCES = (Notice.HosterSource.HOTLINE, Notice.HosterSource.ANALYST)
+CHUNK = 900  # ids per IN (...) list: below every database's parameter limit
+
+
+def _chunks(items: list, size: int = CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# --- Gathering the answers (network, outside any transaction) ---------------------------------
+
+
+@dataclass
+class Lookups:
+    hosts: dict[str, dns.HostAnswer]
+    origins: dict[str, asnlookup.OriginAnswer]
+    as_names: dict[int, asnlookup.ASName | None]
+
+
+async def gather_lookups(hosts: list[str], *, concurrency: int, fresh: set[str] = frozenset()) -> Lookups:
+    """Resolve the host names, then the origins of their addresses, then the names of those ASes,
+    each distinct name, address and AS once, at most `concurrency` queries in flight. Names in
+    `fresh` bypass the DNS cache (a retry asks the DNS again, not the cache)."""
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+
+    async def bounded(coro):
+        async with semaphore:
+            return await coro
+
+    # What the cache holds is taken without the event loop: a batch of 5,000 notices over
+    # 2,000 known names would otherwise spend most of its time creating tasks.
+    host_answers: dict[str, dns.HostAnswer] = {}
+    for host in dict.fromkeys(hosts):
+        cached = None if host in fresh else dns.cached_host(host)
+        if cached is not None:
+            host_answers[host] = cached
+    missing = [h for h in dict.fromkeys(hosts) if h not in host_answers]
+    answers = await asyncio.gather(*(bounded(dns.resolve_host(h, use_cache=h not in fresh)) for h in missing))
+    host_answers.update(zip(missing, answers, strict=True))
+
+    ips = list(dict.fromkeys(ip for a in host_answers.values() if a.is_resolved for ip in a.ips))
+    origins: dict[str, asnlookup.OriginAnswer] = {}
+    for ip in ips:
+        cached = asnlookup.cached_origin(ip)
+        if cached is not None:
+            origins[ip] = cached
+    missing = [ip for ip in ips if ip not in origins]
+    origins.update(
+        zip(missing, await asyncio.gather(*(bounded(asnlookup.lookup_origin(ip)) for ip in missing)), strict=True)
+    )
+
+    asns = list(dict.fromkeys(a for o in origins.values() for origin in o.origins[:1] for a in origin.asns))
+    names: dict[int, asnlookup.ASName | None] = {}
+    for number in asns:
+        is_cached, name = asnlookup.cached_as_name(number)
+        if is_cached:
+            names[number] = name
+    missing = [a for a in asns if a not in names]
+    names.update(
+        zip(missing, await asyncio.gather(*(bounded(asnlookup.lookup_as_name(a)) for a in missing)), strict=True)
+    )
+    return Lookups(host_answers, origins, names)
+
+
+def address_facts(answer: dns.HostAnswer, lookups: Lookups) -> list[rules.AddressFacts]:
+    facts = []
+    for ip in answer.ips:
+        origin = lookups.origins.get(ip)
+        if origin is None or origin.is_transient:
+            lookup = rules.LOOKUP_FAILED
+        elif origin.found:
+            lookup = rules.LOOKUP_FOUND
+        else:
+            lookup = rules.LOOKUP_NOT_ROUTED
+        origins = origin.origins if origin is not None else ()
+        names = {a: lookups.as_names[a] for o in origins[:1] for a in o.asns if lookups.as_names.get(a)}
+        facts.append(rules.AddressFacts(ip, lookup, origins, names))
+    return facts
+
+
+def load_registry() -> rules.RegisteredNetworks:
+    return rules.RegisteredNetworks(
+        prefixes=HosterPrefix.objects.values_list("prefix", "hoster_id"),
+        asns=HosterASN.objects.values_list("asn", "hoster_id"),
+        kinds={pk: Hoster.Kind.CDN for pk in Hoster.objects.filter(kind=Hoster.Kind.CDN).values_list("id", flat=True)},
+    )
+
+
+# --- The drain ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Claimed:
+    id: int
+    host: str
+    hoster_id: int | None
+    hoster_source: str
+    notified_at: datetime | None
+    received_at: datetime
+    deadline_s: int
+    status: str
+    attribution_state: str
+
+    @property
+    def deadline_at(self) -> datetime:
+        return rules.attribution_deadline(
+            notified_at=self.notified_at, received_at=self.received_at, deadline_s=self.deadline_s
+        )
+
+
+def _claim(*, now: datetime, batch_size: int) -> tuple[list[_Claimed], datetime]:
+    """Step 1: take due notices and push them forward by a lease. The lease's end doubles as the
+    claim's token: the write step only touches rows that still carry it (a process that was too
+    slow, whose lease expired and was taken over, writes nothing)."""
+    lease_until = now + timedelta(seconds=settings.MONITOR_ATTRIBUTION_LEASE, microseconds=random.randrange(1, 999_999))
+    with transaction.atomic():
+        rows = list(
+            Notice.objects.select_for_update(skip_locked=True)
+            .filter(next_attribution_at__lte=now)
+            # Spelt out, not a parameter list: SQLite uses the partial index notice_due_attribution
+            # only when the query repeats its condition literally (PostgreSQL either way).
+            .extra(where=["attribution_state IN ('pending', 'retry')"])
+            .order_by("next_attribution_at")
+            .values_list(
+                "id",
+                "host",
+                "hoster_id",
+                "hoster_source",
+                "notified_at",
+                "received_at",
+                "deadline_s",
+                "status",
+                "attribution_state",
+            )[:batch_size]
+        )
+        claimed = [_Claimed(*row) for row in rows]
+        _update_notices(("next_attribution_at",), [((lease_until,), c.id) for c in claimed])
+    return claimed, lease_until
+
+
+def _update_notices(columns: tuple[str, ...], rows: list[tuple[tuple, int]], *, lease_until=None) -> None:
+    """`UPDATE notice SET <columns> WHERE id = ?` for many rows with one prepared statement.
+
+    The ORM compiles one UPDATE per distinct set of values, each with an id list: a batch of
+    attribution results costs a hundred such statements, and most of its time goes to compiling
+    them. `rows` are (values in column order, notice id); with `lease_until`, a row is written
+    only while it still carries that lease (see _claim).
+    """
+    if not rows:
+        return
+    connection = transaction.get_connection()
+    fields = [Notice._meta.get_field(c) for c in columns]
+    adapters = [
+        connection.ops.adapt_datetimefield_value if isinstance(f, models.DateTimeField) else None for f in fields
+    ]
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(Notice._meta.db_table)} SET {', '.join(f'{quote(f.column)} = %s' for f in fields)} "
+        f"WHERE {quote('id')} = %s"
+    )
+    guard = []
+    if lease_until is not None:
+        sql += f" AND {quote('next_attribution_at')} = %s"
+        guard = [connection.ops.adapt_datetimefield_value(lease_until)]
+    adapted: dict[int, object] = {}  # id(value) -> adapted: the rows share a few datetimes
+
+    def adapt(adapter, value):
+        if adapter is None or value is None:
+            return value
+        if id(value) not in adapted:
+            adapted[id(value)] = adapter(value)
+        return adapted[id(value)]
+
+    if connection.vendor == "postgresql":
+        # One statement per distinct set of values, the ids as one array parameter: PostgreSQL
+        # runs 10,000 single-row UPDATEs several times slower than one UPDATE of 10,000 rows.
+        sql = sql.replace(f"{quote('id')} = %s", f"{quote('id')} = ANY(%s)")
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for values, pk in rows:
+            groups[tuple(values)].append(pk)
+        with connection.cursor() as cursor:
+            for values, ids in groups.items():
+                cursor.execute(sql, [*(adapt(a, v) for a, v in zip(adapters, values, strict=True)), ids, *guard])
+        return
+    params = [[adapt(a, v) for a, v in zip(adapters, values, strict=True)] + [pk] + guard for values, pk in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def drain_attribution(*, now: datetime | None = None, batch_size: int | None = None) -> bool:
+    """Attribute one batch of due notices. Returns True when more may be waiting.
+
+    1. Claim: a short transaction takes up to `MONITOR_ATTRIBUTION_BATCH` notices whose
+       attribution is pending or to retry and due, and leases them (next_attribution_at moves
+       to the lease's end).
+    2. Look up (no transaction open): each distinct host name, address and AS once
+       (`gather_lookups`), concurrently.
+    3. Decide per host name (pure, monitor/attribution.py).
+    4. Write: a second short transaction per batch records one Attribution row per notice and
+       sets the notices' hoster/CDN/flags and state, only for rows still under this claim.
+       A host name that did not resolve is retried every deadline/96; still unresolvable at the
+       deadline, the notice is closed as unresolvable (never a takedown). Transient DNS failures
+       are never evidence: they only make the notice wait for the next attempt.
+    A batch that fails is logged; its notices come back when the lease ends.
+    """
+    batch_size = batch_size or settings.MONITOR_ATTRIBUTION_BATCH
+    explicit_now = now is not None  # tests pass the time; the monitor uses the clock
+    now = now or timezone.now()
+    claimed, lease_until = _claim(now=now, batch_size=batch_size)
+    if not claimed:
+        return False
+    by_host: dict[str, list[_Claimed]] = defaultdict(list)
+    for notice in claimed:
+        by_host[notice.host].append(notice)
+
+    retrying = {n.host for n in claimed if n.attribution_state == Notice.AttributionState.RETRY}
+    lookups = asyncio.run(
+        gather_lookups(list(by_host), concurrency=settings.MONITOR_ATTRIBUTION_CONCURRENCY, fresh=retrying)
+    )
+    registry = load_registry()
+    _write(by_host, lookups, registry, now=now if explicit_now else timezone.now(), lease_until=lease_until)
+    return len(claimed) >= batch_size and not jobs.stopping.is_set()
+
+
+# --- Step 4: writing ---------------------------------------------------------------------------
+
+
+def _hoster_for_unknown_as(unknown: rules.UnknownAS) -> int:
+    """The unreviewed hoster of an AS nobody registered: found by its ASN, else created."""
+    existing = HosterASN.objects.filter(asn=unknown.asn).values_list("hoster_id", flat=True).first()
+    if existing is not None:
+        return existing
+    hoster = Hoster.objects.filter(slug=unknown.slug).first()
+    if hoster is None:
+        try:
+            with transaction.atomic():  # a savepoint: another monitor process may create it first
+                hoster = Hoster.objects.create(
+                    slug=unknown.slug,
+                    name=unknown.display_name[:200],
+                    country=unknown.country if len(unknown.country) == 2 and unknown.country.isalpha() else "",
+                    is_reviewed=False,
+                )
+        except IntegrityError:
+            hoster = Hoster.objects.get(slug=unknown.slug)
+    try:
+        with transaction.atomic():
+            HosterASN.objects.create(hoster=hoster, asn=unknown.asn)
+    except IntegrityError:  # registered meanwhile (load_hosters, or another monitor process)
+        return HosterASN.objects.get(asn=unknown.asn).hoster_id
+    return hoster.pk
+
+
+def _evidence(
+    host: str, answer: dns.HostAnswer, decision: rules.Decision | None, slugs: dict[int, str], rdap_of: dict
+) -> dict:
+    chosen = decision.chosen if decision else None
+    return {
+        "rdap": rdap_of.get(chosen.ip, {}) if chosen else {},
+        "method": Attribution.Method.DNS,
+        "hostname": host,
+        "cname_chain": list(answer.cname_chain),
+        "resolved_ips": list(answer.ips),
+        "chosen_ip": chosen.ip if chosen else None,
+        "asn": chosen.asn if chosen else None,
+        "asns": list(chosen.asns) if chosen else [],
+        "routed_prefix": chosen.routed_prefix if chosen else "",
+        "as_name": (chosen.as_name if chosen else "")[:200],
+        "as_country": (chosen.as_country if chosen else "")[:2],
+        "registry": (chosen.registry if chosen else "")[:20],
+        "candidates": [c.as_evidence(slugs) for c in decision.candidates] if decision else [],
+        "is_ambiguous": decision.is_ambiguous if decision else False,
+    }
+
+
+def _write(
+    by_host: dict[str, list[_Claimed]],
+    lookups: Lookups,
+    registry: rules.RegisteredNetworks,
+    *,
+    now: datetime,
+    lease_until: datetime,
+) -> None:
+    decisions: dict[str, rules.Decision] = {}
+    for host, answer in lookups.hosts.items():
+        if answer.is_resolved:
+            decisions[host] = rules.decide(address_facts(answer, lookups), registry)
+
+    hoster_ids = {c.hoster for d in decisions.values() for c in d.candidates if isinstance(c.hoster, int)}
+    hoster_ids |= {n.hoster_id for ns in by_host.values() for n in ns if n.hoster_id}
+    with transaction.atomic():
+        # Only rows still under this claim (see _claim).
+        ours = set(
+            Notice.objects.select_for_update()
+            .filter(next_attribution_at=lease_until)
+            .extra(where=["attribution_state IN ('pending', 'retry')"])  # the partial index, as in _claim
+            .values_list("id", flat=True)
+        )
+        unknown = {c.hoster for d in decisions.values() for c in d.candidates if isinstance(c.hoster, rules.UnknownAS)}
+        known = dict(HosterASN.objects.filter(asn__in=[u.asn for u in unknown]).values_list("asn", "hoster_id"))
+        unknown_ids = {u: known[u.asn] if u.asn in known else _hoster_for_unknown_as(u) for u in unknown}
+        slugs = dict(Hoster.objects.filter(id__in=hoster_ids | set(unknown_ids.values())).values_list("id", "slug"))
+
+        rdap_of = _rdap_for([d.chosen for d in decisions.values() if d.chosen is not None], now=now)
+
+        failing = [n.id for host, ns in by_host.items() if host not in decisions for n in ns if n.id in ours]
+        resolved_before = _resolved_before(failing)
+
+        rows: list[dict] = []
+        updates: dict[tuple, list[int]] = defaultdict(list)
+        closes: list[int] = []
+        for host, notices in by_host.items():
+            answer = lookups.hosts[host]
+            decision = decisions.get(host)
+            # The evidence of one host name is the same for all its notices: built once.
+            evidence = _evidence(host, answer, decision, slugs, rdap_of) if decision is not None else None
+            for notice in notices:
+                if notice.id not in ours:
+                    continue
+                _plan_one(
+                    notice, answer, decision, evidence, unknown_ids, slugs, resolved_before, now, rows, updates, closes
+                )
+
+        insert_attributions(rows)
+        by_columns: dict[tuple[str, ...], list[tuple[tuple, int]]] = defaultdict(list)
+        for values, ids in updates.items():
+            columns = (*(k for k, _v in values), "updated_at")
+            row_values = (*(v for _k, v in values), now)
+            by_columns[columns].extend((row_values, pk) for pk in ids)
+        for columns, rows_of_columns in by_columns.items():
+            _update_notices(columns, rows_of_columns, lease_until=lease_until)
+        for chunk in _chunks(closes):
+            # Unresolvable at notice time: no measurement. Only a notice nothing has observed yet.
+            (
+                Notice.objects.filter(id__in=chunk, status=Notice.Status.PENDING)
+                .exclude(
+                    id__in=Check.objects.filter(notice_id__in=chunk, resolved_ip__isnull=False).values("notice_id")
+                )
+                .update(status=Notice.Status.UNRESOLVABLE, next_check_at=None, updated_at=now)
+            )
+
+
+def _rdap_for(chosen: list[rules.Candidate], *, now: datetime) -> dict[str, dict]:
+    """The `rdap` evidence for each chosen address: the registered network when a recent RDAP
+    record exists, "not_applicable" for addresses no registry has, else "pending" (and the
+    address is queued for drain_rdap). Empty with MONITOR_RDAP off. Never waits for RDAP."""
+    if not settings.MONITOR_RDAP:
+        return {}
+    registry_of = {c.ip: c.registry for c in chosen}
+    out: dict[str, dict] = {}
+    public = []
+    for ip in registry_of:
+        reason = rdap.not_applicable_reason(ip)
+        if reason:
+            out[ip] = {"status": RdapRecord.Status.NOT_APPLICABLE, "reason": reason}
+        else:
+            public.append(ip)
+    cutoff = now - timedelta(seconds=settings.MONITOR_RDAP_MAX_AGE)
+    for chunk in _chunks(public):
+        for record in RdapRecord.objects.filter(ip__in=chunk, looked_up_at__gte=cutoff).order_by("looked_up_at", "id"):
+            out[record.ip] = rdap_evidence(record)  # the latest wins
+    waiting = [ip for ip in public if ip not in out]
+    for ip in waiting:
+        out[ip] = {"status": "pending"}
+    RdapQueue.objects.bulk_create(
+        [RdapQueue(ip=ip, registry=registry_of[ip], next_attempt_at=now, created_at=now) for ip in waiting],
+        ignore_conflicts=True,  # already queued
+    )
+    return out
+
+
+def rdap_evidence(record: RdapRecord) -> dict:
+    return {
+        "status": record.status,
+        "looked_up_at": record.looked_up_at.isoformat(),
+        "registry": record.registry,
+        "record_id": record.pk,
+        **record.network,
+    }
+
+
+def _resolved_before(notice_ids: list[int]) -> set[int]:
+    """Notices with an earlier DNS attribution that resolved (re-attribution, not notice time)."""
+    found = set()
+    for chunk in _chunks(notice_ids):
+        for notice_id, ips in Attribution.objects.filter(
+            notice_id__in=chunk, method=Attribution.Method.DNS
+        ).values_list("notice_id", "resolved_ips"):
+            if ips:
+                found.add(notice_id)
+    return found
+
+
+def _plan_one(
+    notice, answer, decision, evidence, unknown_ids, slugs, resolved_before, now, rows, updates, closes
+) -> None:
+    """Decide what to write for one notice; appends to rows (Attribution values by attname),
+    updates (notice values -> ids) and closes (ids to close as unresolvable)."""
+    state = Notice.AttributionState
+    deadline_at = notice.deadline_at
+
+    if decision is None:  # the host name did not resolve
+        definitive = answer.is_definitive
+        if notice.id in resolved_before:
+            # Re-attribution of a name that resolved before: record what DNS says now, keep the rest.
+            if definitive or rules.give_up(
+                now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s, is_definitive=False
+            ):
+                if definitive:
+                    rows.append(
+                        {
+                            "notice_id": notice.id,
+                            "created_at": now,
+                            "method": Attribution.Method.DNS,
+                            "hostname": notice.host,
+                            "cname_chain": list(answer.cname_chain),
+                            "reason": f"re-attribution: the host name does not resolve now ({answer.outcome}); "
+                            "the earlier attribution stands",
+                        }
+                    )
+                updates[(("attribution_state", state.DONE), ("next_attribution_at", None))].append(notice.id)
+                return
+        elif rules.give_up(now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s, is_definitive=definitive):
+            what = f"last answer {answer.outcome}" + (f" ({answer.error})" if answer.error else "")
+            rows.append(
+                {
+                    "notice_id": notice.id,
+                    "created_at": now,
+                    "method": Attribution.Method.DNS,
+                    "hostname": notice.host,
+                    "cname_chain": list(answer.cname_chain),
+                    "reason": f"unresolvable at notice time: the host name did not resolve by "
+                    f"{deadline_at.isoformat()}; {what}"[:2000],
+                }
+            )
+            updates[(("attribution_state", state.UNRESOLVABLE), ("next_attribution_at", None))].append(notice.id)
+            closes.append(notice.id)
+            return
+        nxt = rules.retry_at(now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s)
+        updates[(("attribution_state", state.RETRY), ("next_attribution_at", nxt))].append(notice.id)
+        return
+
+    if decision.needs_retry and now < deadline_at:
+        # An address's origin lookup failed (transient): try again rather than decide on half.
+        nxt = rules.retry_at(now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s)
+        updates[(("attribution_state", state.RETRY), ("next_attribution_at", nxt))].append(notice.id)
+        return
+
+    hoster_id = unknown_ids.get(decision.hoster) if isinstance(decision.hoster, rules.UnknownAS) else decision.hoster
+    reason = decision.reason
+    values = {
+        "attribution_state": state.DONE,
+        "next_attribution_at": None,
+        "cdn_id": decision.cdn,
+        "is_behind_cdn": decision.is_behind_cdn,
+    }
+    if notice.hoster_source in GIVEN_SOURCES and notice.hoster_id:
+        # The hotline (or an analyst) named the hoster: it stands. DNS is recorded beside it.
+        values["is_ambiguous"] = False
+        if hoster_id is not None and hoster_id != notice.hoster_id:
+            given = slugs.get(notice.hoster_id, str(notice.hoster_id))
+            found = slugs.get(hoster_id, str(hoster_id))
+            reason += f"; disagreement: DNS names {found}, the {notice.hoster_source} named {given} (kept)"
+    else:
+        values.update(
+            hoster_id=hoster_id, hoster_source=Notice.HosterSource.ATTRIBUTION, is_ambiguous=decision.is_ambiguous
+        )
+    rows.append(
+        {
+            **evidence,
+            "notice_id": notice.id,
+            "created_at": now,
+            "hoster_id": hoster_id,
+            "cdn_id": decision.cdn,
+            "reason": reason[:2000],
+        }
+    )
+    updates[tuple(sorted(values.items()))].append(notice.id)
+
+
+def insert_attributions(rows: list[dict]) -> None:
+    """Insert evidence rows (values by attname): COPY on PostgreSQL, one prepared statement
+    (executemany) on SQLite.
+
+    bulk_create spends most of a 10,000-row batch compiling SQL for 20 columns in chunks (SQLite's
+    parameter cap) and adapting the same JSON again for every row; the rows of one host name share
+    their JSON values, which are encoded once here. Insert only: the rows are append-only
+    evidence (monitor/models.py).
+    """
+    if not rows:
+        return
+    connection = transaction.get_connection()
+    is_postgres = connection.vendor == "postgresql"
+    fields = [f for f in Attribution._meta.concrete_fields if not f.primary_key]
+    adapt_datetime = connection.ops.adapt_datetimefield_value
+
+    def prepare(f, value):
+        if isinstance(f, models.JSONField):
+            return json.dumps(value)  # text; PostgreSQL's COPY parses it as jsonb
+        if isinstance(f, models.DateTimeField):
+            return value if is_postgres else adapt_datetime(value)
+        return f.get_db_prep_save(value, connection)
+
+    defaults = {f.attname: prepare(f, f.get_default()) for f in fields}
+    # (attname, id(value)) -> prepared value. Keyed by identity: the rows keep every value alive
+    # during the call, so an id cannot be reused for another value.
+    shared: dict[tuple[str, int], object] = {}
+    plain = (models.IntegerField, models.CharField, models.TextField, models.BooleanField, models.ForeignKey)
+    params = []
+    for row in rows:
+        values = []
+        for f in fields:
+            attname = f.attname
+            if attname not in row:
+                values.append(defaults[attname])
+                continue
+            value = row[attname]
+            if value is None or (isinstance(f, plain) and not isinstance(f, models.GenericIPAddressField)):
+                values.append(value)
+            else:  # JSON, addresses, times: the same values recur for every notice of a host name
+                key = (attname, id(value))
+                if key not in shared:
+                    shared[key] = prepare(f, value)
+                values.append(shared[key])
+        params.append(values)
+    table = connection.ops.quote_name(Attribution._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        if is_postgres:
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for values in params:
+                    copy.write_row(values)
+        else:
+            placeholders = ", ".join(["%s"] * len(fields))
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", params)
+
+
+# --- RDAP enrichment: a drain of its own ------------------------------------------------------
+
+# registry -> (back-off until, current back-off in seconds). Per process: each monitor process
+# backs off by itself, and the queue rows it pushed forward hold the others back too.
+_rdap_backoff: dict[str, tuple[datetime, float]] = {}
+
+
+def drain_rdap(*, now: datetime | None = None) -> bool:
+    """Look up the RDAP network of queued addresses. Returns True when more may be waiting.
+
+    1. Claim: a short transaction takes up to `MONITOR_RDAP_BATCH` due queue rows of registries
+       not backing off, and leases them (next_attempt_at moves to the lease's end).
+    2. Look up (no transaction): one worker thread per registry, at most
+       `MONITOR_RDAP_CONCURRENCY` at once, each registry's addresses one after the other; a rate
+       limit stops that registry's worker at once (ipwhois is told never to sleep on it).
+    3. Write: a found network (or "not applicable") becomes an append-only RdapRecord and the
+       queue row goes; a rate-limited registry backs off (doubling from `MONITOR_RDAP_BACKOFF`
+       up to an hour) with all its queued addresses; a failed address is retried later, and
+       dropped after `MONITOR_RDAP_ATTEMPTS` failures.
+    """
+    if not settings.MONITOR_RDAP:
+        return False
+    explicit_now = now is not None
+    now = now or timezone.now()
+    blocked = [registry for registry, (until, _s) in _rdap_backoff.items() if until > now]
+    lease_until = now + timedelta(seconds=settings.MONITOR_ATTRIBUTION_LEASE, microseconds=random.randrange(1, 999_999))
+    with transaction.atomic():
+        claimed = list(
+            RdapQueue.objects.select_for_update(skip_locked=True)
+            .filter(next_attempt_at__lte=now)
+            .exclude(registry__in=blocked)
+            .order_by("next_attempt_at", "id")[: settings.MONITOR_RDAP_BATCH]
+        )
+        RdapQueue.objects.filter(id__in=[q.id for q in claimed]).update(next_attempt_at=lease_until)
+    if not claimed:
+        return False
+
+    by_registry: dict[str, list[RdapQueue]] = defaultdict(list)
+    for entry in claimed:
+        by_registry[entry.registry].append(entry)
+
+    def one_registry(entries: list[RdapQueue]) -> list[rdap.RdapResult]:
+        results = []
+        for entry in entries:
+            if jobs.stopping.is_set():
+                break
+            result = rdap.lookup(entry.ip, registry=entry.registry)
+            results.append(result)
+            if result.status is rdap.Status.RATE_LIMITED:
+                break  # the rest of this registry waits for the back-off
+        return results
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=settings.MONITOR_RDAP_CONCURRENCY, thread_name_prefix="rdap") as pool:
+        futures = {registry: pool.submit(one_registry, entries) for registry, entries in by_registry.items()}
+        results = {registry: future.result() for registry, future in futures.items()}
+
+    write_now = now if explicit_now else timezone.now()
+    with transaction.atomic():
+        for registry, entries in by_registry.items():
+            _rdap_write(registry, entries, results[registry], now=write_now, lease_until=lease_until)
+    return len(claimed) >= settings.MONITOR_RDAP_BATCH and not jobs.stopping.is_set()
+
+
+def _rdap_write(registry: str, entries: list[RdapQueue], results: list[rdap.RdapResult], *, now, lease_until) -> None:
+    by_ip = {r.ip: r for r in results}
+    for entry in entries:
+        # Still ours? (a process too slow for its lease writes nothing)
+        if not RdapQueue.objects.filter(pk=entry.pk, next_attempt_at=lease_until).exists():
+            continue
+        result = by_ip.get(entry.ip)
+        if result is None or result.status is rdap.Status.RATE_LIMITED:
+            continue  # handled with the registry's back-off below
+        if result.status in (rdap.Status.FOUND, rdap.Status.NOT_APPLICABLE):
+            RdapRecord.objects.create(
+                ip=entry.ip,
+                looked_up_at=now,
+                registry=registry,
+                status=RdapRecord.Status(result.status.value),
+                network=result.network.as_evidence() if result.network else {"reason": result.error},
+                url=result.url[:500],
+            )
+            RdapQueue.objects.filter(pk=entry.pk).delete()
+            continue
+        attempts = entry.attempts + 1
+        if attempts >= settings.MONITOR_RDAP_ATTEMPTS:
+            log.warning("RDAP for %s failed %d times, giving up: %s", entry.ip, attempts, result.error)
+            RdapQueue.objects.filter(pk=entry.pk).delete()
+            continue
+        delay = min(3600, settings.MONITOR_RDAP_BACKOFF * 2 ** (attempts - 1))
+        RdapQueue.objects.filter(pk=entry.pk).update(
+            attempts=attempts, last_error=result.error[:2000], next_attempt_at=now + timedelta(seconds=delay)
+        )
+    if any(r.status is rdap.Status.RATE_LIMITED for r in results):
+        _until, previous = _rdap_backoff.get(registry, (now, 0.0))
+        delay = min(3600.0, previous * 2 if previous else float(settings.MONITOR_RDAP_BACKOFF))
+        until = now + timedelta(seconds=delay)
+        _rdap_backoff[registry] = (until, delay)
+        log.warning("RDAP: %s is rate-limiting; backing off for %d s", registry or "bootstrap", delay)
+        # Every address of that registry waits, those of this batch included.
+        RdapQueue.objects.filter(registry=registry, next_attempt_at__lt=until).update(next_attempt_at=until)
+        RdapQueue.objects.filter(registry=registry, next_attempt_at=lease_until).update(next_attempt_at=until)
+    elif registry in _rdap_backoff:
+        del _rdap_backoff[registry]  # it answers again: start over at the smallest back-off
+
+
+def rdap_records_after(attributions) -> dict[int, RdapRecord]:
+    """For DNS attributions made while their address's RDAP was pending: the first record looked
+    up after each (attribution id -> record). Evidence rows are never updated; this joins them."""
+    pending = [a for a in attributions if a.chosen_ip and (a.rdap or {}).get("status") == "pending"]
+    if not pending:
+        return {}
+    records = list(RdapRecord.objects.filter(ip__in={a.chosen_ip for a in pending}).order_by("looked_up_at", "id"))
+    out = {}
+    for attribution in pending:
+        out[attribution.pk] = next(
+            (r for r in records if r.ip == attribution.chosen_ip and r.looked_up_at >= attribution.created_at), None
+        )
+    return {k: v for k, v in out.items() if v is not None}
+
+
+# --- Services ----------------------------------------------------------------------------------
+
+
+def notice_reattribute(*, notice_ids: list[int], now: datetime | None = None) -> int:
+    """Queue notices for a new attribution (a new evidence row; the old ones stay).
+
+    Repeats (which follow their open notice) and notices already waiting are left alone.
+    Returns how many were queued.
+    """
+    now = now or timezone.now()
+    queued = 0
+    with transaction.atomic():
+        for chunk in _chunks(list(notice_ids)):
+            queued += (
+                Notice.objects.filter(id__in=chunk)
+                .exclude(status=Notice.Status.REPEAT)
+                .exclude(attribution_state__in=OPEN_ATTRIBUTION)
+                .update(attribution_state=Notice.AttributionState.PENDING, next_attribution_at=now, updated_at=now)
+            )
+    return queued
+
+
+@transaction.atomic
+def attribution_override(
+    *,
+    notice: Notice,
+    hoster: Hoster,
+    cdn: Hoster | None = None,
+    reason: str,
+    user,
+    now: datetime | None = None,
+) -> Attribution:
+    """An analyst sets the origin hoster (and the CDN in front, if any), saying why.
+
+    Recorded as an Attribution row with method "analyst", who and when; the notice's hoster
+    becomes the analyst's (hoster_source "analyst"), which later DNS attributions keep.
+    """
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    errors: dict[str, list[str]] = {}
+    if not reason:
+        errors["reason"] = ["say why the attribution changes"]
+    if hoster.kind == Hoster.Kind.CDN:
+        errors["hoster"] = [f"{hoster.slug} is a CDN: a CDN is never the hoster; set it as the cdn"]
+    if cdn is not None and cdn.kind != Hoster.Kind.CDN:
+        errors["cdn"] = [f"{cdn.slug} is not a CDN"]
+    if errors:
+        raise ValidationError(errors)
+    notice = Notice.objects.select_for_update().get(pk=notice.pk)
+    row = Attribution(
+        notice=notice,
+        created_at=now,
+        method=Attribution.Method.ANALYST,
+        hostname=notice.host,
+        hoster=hoster,
+        cdn=cdn,
+        decided_by=user,
+        reason=reason[:2000],
+    )
+    row.save()
+    notice.hoster = hoster
+    notice.hoster_source = Notice.HosterSource.ANALYST
+    notice.cdn = cdn
+    notice.is_behind_cdn = cdn is not None
+    notice.is_ambiguous = False
+    notice.save(update_fields=["hoster", "hoster_source", "cdn", "is_behind_cdn", "is_ambiguous", "updated_at"])
+    return row

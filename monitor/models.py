@@ -1,0 +1,222 @@
+"""Evidence: checks and attributions. Both are append-only: a measurement is never rewritten.
+
+Append-only is enforced in the ORM: `save()` of an existing row, `delete()`, and queryset
+`update()`/`delete()` raise `AppendOnlyError`; notices with evidence cannot be deleted (PROTECT).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from compliance.models import Hoster, Notice, sha256_validator
+
+
+class AppendOnlyError(Exception):
+    """Evidence rows are written once and never changed or deleted."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: no update")
+
+    def delete(self):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: no delete")
+
+    # bulk_update goes through update(), so it is refused too.
+
+
+class AppendOnlyModel(models.Model):
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only: no update")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only: no delete")
+
+
+class Check(AppendOnlyModel):
+    """One observation of a notice's URL. Never the body: only its SHA-256 and length."""
+
+    class Outcome(models.TextChoices):
+        ONLINE = "online", _("online")
+        REMOVED = "removed", _("removed")  # a definitive observation of absence
+        TRANSIENT = "transient", _("transient fault")  # never a takedown by itself
+        REFUSED = "refused", _("refused destination")  # the checker would not connect (non-public address)
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", _("schedule")
+        HOSTER_CLAIM = "hoster_claim", _("hoster reported removal")
+        ANALYST = "analyst", _("analyst")
+
+    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="checks")
+    checked_at = models.DateTimeField(help_text=_("when the request started"))
+    due_at = models.DateTimeField(null=True, blank=True, help_text=_("when the schedule wanted it"))
+    duration_ms = models.PositiveIntegerField(default=0)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    resolved_ip = models.GenericIPAddressField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_kind = models.CharField(max_length=40, blank=True)
+    reason = models.CharField(max_length=40, blank=True, help_text=_("why the outcome was classified so"))
+    body_sha256 = models.CharField(max_length=64, blank=True, validators=[sha256_validator])
+    byte_count = models.PositiveBigIntegerField(default=0)
+    is_truncated = models.BooleanField(default=False, help_text=_("the body passed the byte cap"))
+    redirect_count = models.PositiveSmallIntegerField(default=0)
+    final_url = models.CharField(max_length=2048, blank=True, help_text=_("after redirects; empty if none"))
+    worker = models.CharField(max_length=100, blank=True, help_text=_("the monitor process that made it"))
+
+    class Meta:
+        ordering = ["notice", "checked_at", "id"]
+        indexes = [
+            models.Index(fields=["notice", "checked_at"], name="check_notice_time"),
+            # Monitor health: checks per minute and lag over the last hour.
+            models.Index(fields=["checked_at"], name="check_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"check {self.pk} of notice {self.notice_id}: {self.outcome}"
+
+
+class Attribution(AppendOnlyModel):
+    """Who hosted a notice's URL at a moment, and the evidence for it. Re-attribution adds a row."""
+
+    class Method(models.TextChoices):
+        DNS = "dns", _("DNS, origin ASN and registry")
+        HOTLINE = "hotline", _("given by the hotline")
+        ANALYST = "analyst", _("analyst override")
+
+    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="attributions")
+    created_at = models.DateTimeField()
+    method = models.CharField(max_length=20, choices=Method.choices)
+    hostname = models.CharField(max_length=253, blank=True)
+    cname_chain = models.JSONField(default=list, blank=True)
+    resolved_ips = models.JSONField(default=list, blank=True)
+    chosen_ip = models.GenericIPAddressField(null=True, blank=True)
+    asn = models.PositiveBigIntegerField(null=True, blank=True)
+    asns = models.JSONField(default=list, blank=True, help_text=_("all origin ASNs announced for the prefix"))
+    routed_prefix = models.CharField(max_length=50, blank=True)
+    as_name = models.CharField(max_length=200, blank=True)
+    as_country = models.CharField(max_length=2, blank=True)
+    registry = models.CharField(max_length=20, blank=True)
+    rdap = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("registered network: cidr, name, handle, parent_handle, abuse_emails"),
+    )
+    candidates = models.JSONField(default=list, blank=True, help_text=_("per resolved IP: ASN, prefix, hoster"))
+    hoster = models.ForeignKey(Hoster, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    cdn = models.ForeignKey(Hoster, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    is_ambiguous = models.BooleanField(default=False)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["notice", "created_at", "id"]
+        indexes = [models.Index(fields=["notice", "created_at"], name="attribution_notice_time")]
+
+    def __str__(self) -> str:
+        return f"attribution {self.pk} of notice {self.notice_id}"
+
+
+class PlaceholderHash(models.Model):
+    """A body an analyst recognised as a placeholder ("this file was removed"), for one hoster or all.
+
+    A 2xx answer whose body has this SHA-256 counts as removed (monitor/outcomes.py). The hash is of
+    the bytes as served; analysts copy it from a check (`Check.body_sha256`), never from content.
+    """
+
+    sha256 = models.CharField(max_length=64, validators=[sha256_validator])
+    hoster = models.ForeignKey(
+        Hoster,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="placeholder_hashes",
+        help_text=_("empty: a placeholder for every hoster"),
+    )
+    description = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["hoster__name", "sha256"]
+        constraints = [
+            models.UniqueConstraint(fields=["sha256", "hoster"], name="placeholder_unique_per_hoster"),
+            models.UniqueConstraint(
+                fields=["sha256"], condition=models.Q(hoster__isnull=True), name="placeholder_unique_global"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"placeholder {self.sha256[:12]}… ({self.hoster or _('all hosters')})"
+
+    def save(self, *args, **kwargs):
+        self.sha256 = self.sha256.strip().lower()
+        super().save(*args, **kwargs)
+
+
+# --- RDAP (issue 3: monitor/rdap.py, monitor/attribute.py's drain_rdap) --------------------------
+
+
+class RdapRecord(AppendOnlyModel):
+    """What RDAP said about an address's registered network at a moment: evidence, append-only.
+
+    An attribution made before the address's RDAP was known shows the first record looked up
+    after it (selectors in monitor/attribute.py); a later attribution carries it inline.
+    """
+
+    class Status(models.TextChoices):
+        FOUND = "found", _("registered network found")
+        NOT_APPLICABLE = "not_applicable", _("not a registered public address")
+
+    ip = models.GenericIPAddressField()
+    looked_up_at = models.DateTimeField()
+    registry = models.CharField(max_length=20, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    network = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("cidr, name, handle, parent_handle, country, abuse_emails, abuse_source"),
+    )
+    url = models.CharField(max_length=500, blank=True, help_text=_("the RDAP request made"))
+
+    class Meta:
+        ordering = ["ip", "looked_up_at", "id"]
+        indexes = [models.Index(fields=["ip", "looked_up_at"], name="rdap_record_ip_time")]
+        verbose_name = "RDAP record"
+
+    def __str__(self) -> str:
+        return f"RDAP {self.ip} at {self.looked_up_at:%Y-%m-%d %H:%M}"
+
+
+class RdapQueue(models.Model):
+    """Addresses waiting for an RDAP lookup (work, not evidence: a row goes when it is done)."""
+
+    ip = models.GenericIPAddressField(unique=True)
+    registry = models.CharField(max_length=20, blank=True)
+    next_attempt_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["next_attempt_at", "id"]
+        # runmonitor's rdap drain: which addresses are due now.
+        indexes = [models.Index(fields=["next_attempt_at"], name="rdap_queue_due")]
+        verbose_name = "RDAP queue entry"
+        verbose_name_plural = "RDAP queue"
+
+    def __str__(self) -> str:
+        return f"RDAP queue {self.ip}"
