@@ -1,0 +1,198 @@
+"""The research API: `/api/v1/metrics/hosters/` and the notice exports. Parse, call, serialise.
+
+Scoping is compliance.selectors': every role may use these; a hoster user's rows are its own only.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compliance import selectors
+from compliance.apis import ALL_ROLES, HasRole
+from compliance.models import Notice
+from reports import exports, periods, rollups, scorecards
+
+PERIOD_PARAMETERS = [
+    OpenApiParameter(
+        "from",
+        OpenApiTypes.STR,
+        description="Start (inclusive) of the period by `notified_at`: ISO 8601 date (local midnight, "
+        "Europe/Amsterdam) or datetime (with offset; local if none). Default: the first notice.",
+    ),
+    OpenApiParameter("to", OpenApiTypes.STR, description="End (exclusive), as `from`. Default: now."),
+    OpenApiParameter(
+        "period",
+        OpenApiTypes.STR,
+        description="Instead of from/to: a named period, `30d`, `90d`, `365d`, `all`, a year `2026` or a month "
+        "`2026-03`. Named periods are served from rollups (see `X-Computed-At`).",
+    ),
+]
+
+
+def parse_period(params, now) -> periods.Period | None:
+    """from/to -> a custom period; period=KEY -> that period; nothing -> None (all notices)."""
+    try:
+        start = periods.parse_bound(params.get("from"), "from")
+        end = periods.parse_bound(params.get("to"), "to")
+        if start or end:
+            return periods.custom(start, end)
+        if params.get("period"):
+            return periods.resolve(params["period"], now)
+    except periods.PeriodError as exc:
+        raise ValidationError({"period": [str(exc)]}) from None
+    return None
+
+
+class HosterMetricsSerializer(serializers.Serializer):
+    """One row of `compliance_report`, with the figures beyond CONTRACT.md's after them."""
+
+    hoster = serializers.SlugField()
+    notices = serializers.IntegerField(help_text="measured notices: notified, not a repeat, not unresolvable")
+    removed = serializers.IntegerField(help_text="status removed: takedown confirmed and not reappeared")
+    within = serializers.IntegerField()
+    late = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    open = serializers.IntegerField(help_text="status pending, online or reappeared")
+    compliance_rate = serializers.FloatField(allow_null=True, help_text="within / (within + late)")
+    median_ttt_s = serializers.FloatField(allow_null=True, help_text="over taken-down notices")
+    p90_ttt_s = serializers.FloatField(allow_null=True)
+    km_median_ttt_s = serializers.FloatField(allow_null=True, help_text="Kaplan-Meier median; null if not reached")
+    name = serializers.CharField()
+    compliance_rate_low = serializers.FloatField(allow_null=True, help_text="Wilson 95% interval")
+    compliance_rate_high = serializers.FloatField(allow_null=True)
+    taken_down = serializers.IntegerField(help_text="with a takedown, including reappeared ones")
+    reappeared = serializers.IntegerField(help_text="notices whose content came back after a takedown")
+    reappearances = serializers.IntegerField()
+    displaced = serializers.IntegerField(help_text="takedowns by moving to another hoster")
+    open_past_deadline = serializers.IntegerField()
+    oldest_open_notified_at = serializers.DateTimeField(allow_null=True)
+    ipv4_addresses = serializers.IntegerField(allow_null=True, help_text="in the hoster's registered prefixes")
+    notices_per_10k_addresses = serializers.FloatField(allow_null=True)
+    is_small_sample = serializers.BooleanField(help_text="fewer decided notices than SCORECARD_MIN_NOTICES")
+    deadlines_s = serializers.ListField(child=serializers.IntegerField())
+    methodology_version = serializers.CharField()
+
+
+@extend_schema(
+    summary="Compliance per hoster (the rows of compliance_report)",
+    description="One row per hoster with measured notices in the period. A hoster user gets its own row only. "
+    "Headers: `X-Methodology-Version`, `X-Computed-At` (the moment the figures were computed).",
+    parameters=PERIOD_PARAMETERS,
+    responses={200: HosterMetricsSerializer(many=True), 400: OpenApiResponse(description="a bad period")},
+    tags=["metrics"],
+)
+class HosterMetricsView(APIView):
+    permission_classes = [HasRole]
+    allowed_roles = ALL_ROLES
+
+    def get(self, request):
+        now = timezone.now()
+        period = parse_period(request.query_params, now) or periods.custom(None, None)
+        hosters = selectors.hosters_visible_to(request.user)
+        notices = selectors.notices_visible_to(request.user)
+        if period.kind == "custom":
+            # from/to (or nothing): computed on the spot, exactly as compliance_report does.
+            result = scorecards.period_metrics(period, now=now, notices=notices, hosters=hosters)
+        else:
+            result = rollups.figures(period, now=now, hosters=hosters, notices=notices)
+        rows = [scorecards.report_row(m, all_columns=True) for m in result.hosters]
+        response = Response(rows)
+        response["X-Methodology-Version"] = result.methodology_version
+        response["X-Computed-At"] = result.computed_at.isoformat()
+        return response
+
+
+class IgnoreClientContentNegotiation(BaseContentNegotiation):
+    """The export's format is its URL (.csv, .jsonl, .parquet), whatever the Accept header says."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return (renderers[0], renderers[0].media_type)
+
+
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+EXPORT_PARAMETERS = [
+    *PERIOD_PARAMETERS,
+    OpenApiParameter("hoster", OpenApiTypes.STR, description="hoster slug"),
+    OpenApiParameter(
+        "status",
+        OpenApiTypes.STR,
+        description="notice status, or several separated by commas: " + ", ".join(Notice.Status.values),
+    ),
+    OpenApiParameter("verdict", OpenApiTypes.STR, enum=list(exports.VERDICTS), description="within, late or pending"),
+]
+
+EXPORT_DESCRIPTION = (
+    "Streamed, one row per notice visible to you (a hoster user: its own notices only). Columns: "
+    + ", ".join(exports.COLUMNS)
+    + ". Times are ISO 8601 UTC. `url` and `host` are keyed pseudonyms for researchers and ministry users "
+    "(stable within this deployment, not reversible). Every row carries `methodology_version` and "
+    "`exported_at`; the headers `X-Methodology-Version` and `X-Exported-At` repeat them."
+)
+
+
+@extend_schema(
+    parameters=EXPORT_PARAMETERS,
+    description=EXPORT_DESCRIPTION,
+    tags=["exports"],
+    responses={
+        (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV with a header row"),
+        (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR, description="one JSON object per line"),
+        (200, "application/vnd.apache.parquet"): OpenApiResponse(OpenApiTypes.BINARY, description="Parquet"),
+        400: OpenApiResponse(description="a bad filter"),
+    },
+)
+class NoticeExportView(APIView):
+    """`/api/v1/export/notices.{csv,jsonl,parquet}`."""
+
+    permission_classes = [HasRole]
+    allowed_roles = ALL_ROLES
+    content_negotiation_class = IgnoreClientContentNegotiation
+    export_format = "csv"
+
+    def get(self, request):
+        now = timezone.now()
+        params = request.query_params
+        statuses = tuple(s for s in params.get("status", "").split(",") if s)
+        bad = [s for s in statuses if s not in Notice.Status.values]
+        if bad:
+            raise ValidationError({"status": [f"unknown status {', '.join(bad)}"]})
+        verdict = params.get("verdict") or None
+        if verdict is not None and verdict not in exports.VERDICTS:
+            raise ValidationError({"verdict": ["within, late or pending"]})
+        flt = exports.ExportFilter(
+            period=parse_period(params, now), hoster=params.get("hoster") or None, statuses=statuses, verdict=verdict
+        )
+        metadata = {
+            "methodology_version": settings.METHODOLOGY_VERSION,
+            "exported_at": now.isoformat(),
+            **{f"filter_{k}": v for k, v in flt.describe().items()},
+        }
+        if self.export_format == "csv":
+            stream = exports.csv_stream(request.user, flt, now=now)
+        elif self.export_format == "jsonl":
+            stream = exports.jsonl_stream(request.user, flt, now=now)
+        else:
+            stream = exports.parquet_stream(request.user, flt, now=now, metadata=metadata)
+        response = StreamingHttpResponse(stream, content_type=CONTENT_TYPES[self.export_format])
+        response["Content-Disposition"] = f'attachment; filename="{exports.filename(self.export_format, now)}"'
+        response["X-Methodology-Version"] = metadata["methodology_version"]
+        response["X-Exported-At"] = metadata["exported_at"]
+        response["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,276 @@
+"""Charts from the scorecards' dataclasses: plotly figures (as JSON for the page) and SVG sparklines.
+
+Plotly draws in the browser from the JSON spec (plotly.js's figure schema, built as dicts);
+plotly.js itself is served by this product
+(`reports.views.plotly_js`), never from a CDN. Sparklines in the league table are tiny inline SVGs
+made here: 200 plotly charts on one page would be slow on a phone.
+"""
+
+from __future__ import annotations
+
+from django.utils.formats import get_format
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+
+from compliance.models import Notice
+from reports.scorecards import HosterMetrics
+from reports.templatetags.reports_tags import localize_number
+
+ACCENT = "#0b5cad"
+BAD = "#b3261e"
+MUTED = "#5b6775"
+CONFIG = {"responsive": True, "displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+def _layout(**extra) -> dict:
+    layout = {
+        "margin": {"l": 56, "r": 16, "t": 28, "b": 48},
+        "height": 320,
+        "autosize": True,
+        "font": {"family": "system-ui, sans-serif", "size": 12},
+        "hovermode": "x unified",
+        "legend": {"orientation": "h", "y": -0.25},
+        "plot_bgcolor": "#fff",
+        # Decimal and thousands separators of the active language (Dutch: 2,5 and 10.000).
+        "separators": get_format("DECIMAL_SEPARATOR") + get_format("THOUSAND_SEPARATOR"),
+    }
+    layout.update(extra)
+    return layout
+
+
+def figure(data: list[dict], layout: dict) -> dict:
+    """A plotly.js figure spec. Built as plain dicts (plotly's JSON schema): plotly's Python
+    figure classes validate every property and cost ~0.3 s for a survival curve with a deadline
+    marker; the browser draws the same spec either way."""
+    return {"data": data, "layout": layout, "config": CONFIG}
+
+
+def hours(seconds: float) -> float:
+    return round(seconds / 3600, 3)
+
+
+def _deadline_marker(deadline_s: int) -> tuple[dict, dict]:
+    x = hours(deadline_s)
+    shape = {
+        "type": "line",
+        "xref": "x",
+        "yref": "paper",
+        "x0": x,
+        "x1": x,
+        "y0": 0,
+        "y1": 1,
+        "line": {"color": BAD, "dash": "dash", "width": 1},
+    }
+    label = {
+        "x": x,
+        "xref": "x",
+        "y": 1,
+        "yref": "paper",
+        "text": _("deadline %(hours)s h") % {"hours": localize_number(f"{deadline_s / 3600:g}")},
+        "showarrow": False,
+        "xanchor": "left",
+        "yanchor": "top",
+        "font": {"color": BAD},
+    }
+    return shape, label
+
+
+def survival_figure(charts: dict, deadlines_s: list[int]) -> dict | None:
+    """Kaplan-Meier: the share of notices still online by hours since notification, its 95 %
+    interval, and the deadline(s) marked."""
+    points = charts.get("survival") or []
+    if not points:
+        return None
+    xs = [0.0] + [hours(p[0]) for p in points]
+    ys = [1.0] + [p[1] for p in points]
+    lower = [1.0] + [p[2] for p in points]
+    upper = [1.0] + [p[3] for p in points]
+    band = {"width": 0, "shape": "hv"}
+    data = [
+        {
+            "type": "scatter",
+            "x": xs,
+            "y": upper,
+            "mode": "lines",
+            "line": band,
+            "hoverinfo": "skip",
+            "showlegend": False,
+        },
+        {
+            "type": "scatter",
+            "x": xs,
+            "y": lower,
+            "mode": "lines",
+            "line": band,
+            "fill": "tonexty",
+            "fillcolor": "rgba(11,92,173,0.15)",
+            "name": _("95% interval"),
+            "hoverinfo": "skip",
+        },
+        {
+            "type": "scatter",
+            "x": xs,
+            "y": ys,
+            "mode": "lines",
+            "line": {"color": ACCENT, "shape": "hv", "width": 2},
+            "name": _("still online (Kaplan-Meier)"),
+            "hovertemplate": "%{y:.1%}",
+        },
+    ]
+    markers = [_deadline_marker(d) for d in deadlines_s]
+    layout = _layout(
+        xaxis={"title": {"text": _("hours since notification")}, "rangemode": "tozero"},
+        yaxis={"title": {"text": _("share still online")}, "tickformat": ".0%", "range": [0, 1.02]},
+        shapes=[m[0] for m in markers],
+        annotations=[m[1] for m in markers],
+    )
+    return figure(data, layout)
+
+
+def _bin_label(b: dict) -> str:
+    def fmt(seconds: int) -> str:
+        if seconds >= 86400 and seconds % 86400 == 0:
+            return _("%(sign)s%(n)s d") % {"sign": "", "n": seconds // 86400}
+        return _("%(sign)s%(n)s h") % {"sign": "", "n": localize_number(f"{seconds / 3600:g}")}
+
+    if b["to_s"] is None:
+        return f"≥ {fmt(b['from_s'])}"
+    return f"{fmt(b['from_s'])}–{fmt(b['to_s'])}" if b["from_s"] else f"< {fmt(b['to_s'])}"
+
+
+def histogram_figure(charts: dict, deadlines_s: list[int]) -> dict | None:
+    """Taken-down notices by time to takedown; bins ending by the (longest) deadline in blue."""
+    bins = charts.get("histogram") or []
+    if not bins or not sum(b["count"] for b in bins):
+        return None
+    deadline = max(deadlines_s) if deadlines_s else None
+    colours = [ACCENT if deadline is None or (b["to_s"] is not None and b["to_s"] <= deadline) else BAD for b in bins]
+    data = [
+        {
+            "type": "bar",
+            "x": [_bin_label(b) for b in bins],
+            "y": [b["count"] for b in bins],
+            "marker": {"color": colours},
+            "name": _("taken down"),
+            "hovertemplate": "%{x}: %{y}<extra></extra>",
+        }
+    ]
+    layout = _layout(
+        xaxis={"title": {"text": _("time to takedown")}, "type": "category"},
+        yaxis={"title": {"text": _("notices")}},
+        hovermode="closest",
+    )
+    return figure(data, layout)
+
+
+def mechanism_label(key: str) -> str:
+    if key == "unknown":
+        return _("not recorded")
+    labels = dict(Notice.RemovalMechanism.choices)
+    label = str(labels.get(key, key))
+    return _("%(mechanism)s (displaced)") % {"mechanism": label} if key == "moved" else label
+
+
+def mechanisms_figure(m: HosterMetrics) -> dict | None:
+    items = sorted(m.removal_mechanisms.items(), key=lambda kv: kv[1])
+    if not items:
+        return None
+    data = [
+        {
+            "type": "bar",
+            "y": [mechanism_label(k) for k, _v in items],
+            "x": [v for _k, v in items],
+            "orientation": "h",
+            "marker": {"color": [BAD if k == "moved" else ACCENT for k, _v in items]},
+            "hovertemplate": "%{y}: %{x}<extra></extra>",
+        }
+    ]
+    layout = _layout(
+        height=max(180, 40 * len(items) + 80),
+        xaxis={"title": {"text": _("takedowns")}},
+        yaxis={"automargin": True},
+        hovermode="closest",
+    )
+    return figure(data, layout)
+
+
+def monthly_figure(months: list[str], series: list[HosterMetrics | None]) -> dict | None:
+    """Notices per month (bars) and the compliance rate with its 95 % interval (line)."""
+    if not any(m and m.notices for m in series):
+        return None
+    decided = [m if m and m.compliance_rate is not None else None for m in series]
+    data = [
+        {
+            "type": "bar",
+            "x": months,
+            "y": [m.notices if m else 0 for m in series],
+            "name": _("notices"),
+            "marker": {"color": "#c9d6e6"},
+            "yaxis": "y2",
+        },
+        {
+            "type": "scatter",
+            "x": months,
+            "y": [m.compliance_rate if m else None for m in decided],
+            "mode": "lines+markers",
+            "name": _("share within the deadline"),
+            "line": {"color": ACCENT},
+            "error_y": {
+                "type": "data",
+                "array": [(m.compliance_rate_high - m.compliance_rate) if m else None for m in decided],
+                "arrayminus": [(m.compliance_rate - m.compliance_rate_low) if m else None for m in decided],
+                "visible": True,
+                "color": MUTED,
+            },
+            "hovertemplate": "%{y:.1%}",
+            "connectgaps": False,
+        },
+    ]
+    layout = _layout(
+        xaxis={"type": "category"},
+        yaxis={"title": {"text": _("within the deadline")}, "tickformat": ".0%", "range": [0, 1.05]},
+        yaxis2={
+            "title": {"text": _("notices")},
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "showgrid": False,
+        },
+        margin={"l": 56, "r": 56, "t": 28, "b": 48},
+    )
+    return figure(data, layout)
+
+
+def sparkline(rates: list[float | None], *, width: int = 96, height: int = 24) -> SafeString:
+    """Monthly compliance rates as an inline SVG polyline; gaps where a month had no decided notice."""
+    n = len(rates)
+    if n == 0 or all(rate is None for rate in rates):
+        return mark_safe('<span class="muted">–</span>')  # noqa: S308 (a constant)
+    step = width / max(n - 1, 1)
+    segments, current = [], []
+    for i, rate in enumerate(rates):
+        if rate is None:
+            if current:
+                segments.append(current)
+            current = []
+            continue
+        current.append(f"{i * step:.1f},{(1 - rate) * (height - 2) + 1:.1f}")
+    if current:
+        segments.append(current)
+    lines = "".join(
+        f'<polyline points="{" ".join(s)}" fill="none" stroke="{ACCENT}" stroke-width="1.5"/>'
+        if len(s) > 1
+        else f'<circle cx="{s[0].split(",")[0]}" cy="{s[0].split(",")[1]}" r="1.5" fill="{ACCENT}"/>'
+        for s in segments
+    )
+    label = _("monthly share within the deadline")
+    return format_html(
+        '<svg class="sparkline" width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="{}">{}</svg>',
+        width,
+        height,
+        width,
+        height,
+        label,
+        mark_safe(lines),  # noqa: S308 (numbers and constants only)
+    )

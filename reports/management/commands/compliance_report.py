@@ -1,0 +1,58 @@
+"""compliance_report [--format json|csv] [--from ISO] [--to ISO] (CONTRACT.md).
+
+One row per hoster over the notices notified in [from, to): the same rows as
+`/api/v1/metrics/hosters/`, from the same implementation (reports.scorecards).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from reports import periods, scorecards
+
+
+class Command(BaseCommand):
+    help = (
+        "Compliance per hoster over notices notified in [from, to): notices, removed, within, late, pending, open, "
+        "compliance_rate, median_ttt_s, p90_ttt_s, km_median_ttt_s (see docs/methodology.md)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--format", choices=["json", "csv"], default="json")
+        parser.add_argument("--from", dest="start", help="ISO 8601 date or datetime (inclusive); default: the start")
+        parser.add_argument("--to", dest="end", help="ISO 8601 date or datetime (exclusive); default: now")
+        parser.add_argument(
+            "--all-columns",
+            action="store_true",
+            help="add the other figures (intervals, reappearances, deadlines, methodology version, ...)",
+        )
+
+    def handle(self, *args, format, start, end, all_columns, **options):
+        try:
+            period = periods.custom(periods.parse_bound(start, "--from"), periods.parse_bound(end, "--to"))
+        except periods.PeriodError as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        rows = [
+            scorecards.report_row(m, all_columns=all_columns)
+            for m in scorecards.report_rows(period, now=timezone.now())
+        ]
+        if format == "json":
+            self.stdout.write(json.dumps(rows, indent=2))
+            return
+        columns = scorecards.report_columns(all_columns=all_columns)
+        writer = csv.DictWriter(self.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_value(v) for k, v in row.items()})
+
+
+def _csv_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return value

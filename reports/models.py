@@ -1,0 +1,46 @@
+"""Rollups: the figures of a period as computed at a moment, so that pages need not scan every notice.
+
+A rollup is a cache of `reports.scorecards.period_metrics` for one period key (`365d`, `2026`,
+`2026-03`, ...). It is recomputed when older than SCORECARD_ROLLUP_MAX_AGE (periods that ended more
+than 31 days ago: SCORECARD_SETTLED_MAX_AGE) by the monitor's rollup drain, or by the page that
+finds it stale. Pages show `computed_at`. Nothing here is evidence: it can always be recomputed.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from compliance.models import Hoster
+
+
+class Rollup(models.Model):
+    key = models.CharField(max_length=40, unique=True, help_text=_("period key, e.g. 365d, 2026, 2026-03"))
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField()
+    compute_ms = models.PositiveIntegerField(default=0)
+    methodology_version = models.CharField(max_length=20)
+    # reports.scorecards.HosterMetrics as JSON: all notices, and the unattributed ones.
+    national = models.JSONField()
+    unattributed = models.JSONField(null=True, blank=True)
+    national_charts = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"rollup {self.key} at {self.computed_at:%Y-%m-%d %H:%M}"
+
+
+class RollupRow(models.Model):
+    rollup = models.ForeignKey(Rollup, on_delete=models.CASCADE, related_name="rows")
+    hoster = models.ForeignKey(Hoster, on_delete=models.CASCADE, related_name="+")
+    metrics = models.JSONField()
+    charts = models.JSONField(default=dict, help_text=_("survival curve points and takedown-time histogram"))
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rollup", "hoster"], name="rollup_row_unique_hoster")]
+
+    def __str__(self) -> str:
+        return f"{self.rollup_id}/{self.hoster_id}"
