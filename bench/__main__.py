@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+# name -> module in this package with a run() -> dict function
+BENCHMARKS = {
+    "import": "bench.import_bench",  # issue 2: 100,000-row CSV on SQLite, well under 30 s
+    "attribution": "bench.attribution_bench",  # issue 3: 160,000 notices on 2,000 host names, under 60 s
+    "scorecards": "bench.scorecards_bench",  # issue 5: league table and scorecard < 1 s, CSV >= 100k rows/s
+    "notifications": "bench.notifications_bench",  # issue 6: >= 100 notice e-mails/s to a loopback SMTP server
+    "monitor": "bench.monitor_bench",  # issue 4: 20,000 checks through the pipeline, >= 0.5 of bare aiohttp
+}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    out_dir = Path(__file__).resolve().parent.parent / ".bench"
+    out_dir.mkdir(exist_ok=True)
+    results = {}
+    failed = False
+    for name in names:
+        print(f"== {name} ==", flush=True)
+        started = time.perf_counter()
+        result = importlib.import_module(BENCHMARKS[name]).run()
+        result["wall_s"] = round(time.perf_counter() - started, 1)
+        results[name] = result
+        print(json.dumps(result, indent=2), flush=True)
+        failed |= result.get("target_met") is False
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,245 @@
+"""Scorecards at national scale: 1,000,000 notices over 200 hosters (one with 40 %) and ~3.9M checks
+in PostgreSQL (database `bench_scorecards`, created if missing; data from bench/scorecards_data.py,
+generated once and reused).
+
+Targets (issue 5): the league table and a scorecard page each render in under 1 s; the CSV export
+streams at least 100,000 rows per second with flat memory. Also measured, for the record: the rollup
+refresh (what the monitor's drain does in the background), the pages without rollups (cold), the
+other pages, JSON Lines and Parquet, and `compliance_report` (computed live).
+
+`python -m bench scorecards`; BENCH_SCORECARDS_DATABASE_URL overrides the database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE_URL = os.environ.get("BENCH_SCORECARDS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_scorecards")
+PAGE_TARGET_S = 1.0
+EXPORT_TARGET_ROWS_S = 100_000
+FLAT_MEMORY_MB = 50
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": DATABASE_URL,
+        "SECRET_KEY": "bench-only",
+        "DEBUG": "off",
+        "ALLOWED_HOSTS": "testserver",
+        "SECURE_SSL_REDIRECT": "off",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+
+
+def _create_database() -> None:
+    import psycopg
+
+    base, _slash, name = DATABASE_URL.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def run() -> dict:
+    _create_database()
+    env = _env()
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.scorecards_bench", "--inner"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# --- Inside the bench database's Django process --------------------------------------------------
+
+
+def _rss_mb() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _timed_get(client, url: str, runs: int = 5) -> dict:
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get(url)
+        content = b"".join(response.streaming_content) if response.streaming else response.content
+        timings.append(time.perf_counter() - started)
+        assert response.status_code == 200, (url, response.status_code, content[:300])
+    return {"median_s": round(statistics.median(timings), 3), "max_s": round(max(timings), 3), "runs": runs}
+
+
+def _export(user, flt, kind: str) -> dict:
+    from django.utils import timezone
+
+    from reports import exports
+
+    now = timezone.now()
+    if kind == "csv":
+        stream = exports.csv_stream(user, flt, now=now)
+    elif kind == "jsonl":
+        stream = exports.jsonl_stream(user, flt, now=now)
+    else:
+        stream = exports.parquet_stream(user, flt, now=now, metadata={"methodology_version": "bench"})
+    started = time.perf_counter()
+    rss_start, rss_early, rss_max, rows, size = _rss_mb(), None, 0, 0, 0
+    for chunk in stream:
+        size += len(chunk)
+        if kind != "parquet":
+            rows += chunk.count(b"\n")
+        rss_max = max(rss_max, _rss_mb())
+        if rss_early is None and (rows > 50_000 or size > 20_000_000):
+            rss_early = rss_max
+    elapsed = time.perf_counter() - started
+    if kind == "csv":
+        rows -= 1  # the header
+    if kind == "parquet":
+        rows = exports.export_queryset(user, flt, now=now).count()
+    rss_end = _rss_mb()
+    return {
+        "rows": rows,
+        "seconds": round(elapsed, 2),
+        "rows_per_s": round(rows / elapsed),
+        "mb": round(size / 1e6, 1),
+        "rss_mb_start": rss_start,
+        "rss_mb_after_50k_rows": rss_early,
+        "rss_mb_max": rss_max,
+        "rss_mb_end": rss_end,
+        "rss_growth_after_50k_rows_mb": (rss_max - rss_early) if rss_early is not None else None,
+    }
+
+
+def inner() -> dict:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+    from django.utils import timezone
+
+    from bench import scorecards_data
+    from compliance import services
+    from compliance.models import Hoster
+    from reports import exports, periods, rollups
+    from reports.models import Rollup
+
+    meta = scorecards_data.ensure(log=_log)
+    users = {}
+    for role, hoster in (("analyst", None), ("ministry", None), ("researcher", None), ("hoster", "bench-000")):
+        users[role], _created, _token = services.user_upsert(
+            username=f"bench-{role}", role=role, hoster_slug=hoster, password=None
+        )
+    giant = Hoster.objects.get(slug="bench-000")
+    small = Hoster.objects.get(slug="bench-150")
+
+    # 1. Rollups from nothing: what the monitor's drain does in the background.
+    _log("refreshing rollups")
+    Rollup.objects.all().delete()
+    started = time.perf_counter()
+    refreshed = 0
+    while rollups.drain():
+        refreshed += 1
+    refreshed += 1
+    drain_s = time.perf_counter() - started
+    per_period = dict(Rollup.objects.order_by("-compute_ms").values_list("key", "compute_ms")[:6])
+
+    # 2. Pages with fresh rollups (what users get while the monitor runs).
+    _log("timing pages")
+    client = Client()
+    client.force_login(users["ministry"])
+    pages = {"league_table": _timed_get(client, "/scorecards/")}
+    pages["league_table_sorted_by_rate"] = _timed_get(client, "/scorecards/?sort=rate&dir=asc")
+    pages["below_the_bar"] = _timed_get(client, "/below-the-bar/")
+    client.force_login(users["analyst"])
+    pages["scorecard_giant_40pct_analyst"] = _timed_get(client, f"/scorecards/{giant.slug}/")
+    pages["scorecard_small_analyst"] = _timed_get(client, f"/scorecards/{small.slug}/")
+    pages["notices_behind_late_giant"] = _timed_get(client, f"/scorecards/{giant.slug}/notices/?figure=late")
+    client.force_login(users["hoster"])
+    pages["scorecard_giant_own_hoster_user"] = _timed_get(client, f"/scorecards/{giant.slug}/")
+    client.force_login(users["ministry"])
+    pages["metrics_api_named_period"] = _timed_get(client, "/api/v1/metrics/hosters/?period=365d", runs=3)
+
+    # 3. Cold: the default period's rollup missing (first view after install, or a never-seen period).
+    now = timezone.now()
+    Rollup.objects.filter(key=periods.DEFAULT_KEY).delete()
+    started = time.perf_counter()
+    client.get("/scorecards/")
+    cold_league_s = time.perf_counter() - started
+
+    # 4. Exports.
+    _log("timing exports")
+    everything = exports.ExportFilter()
+    csv_analyst = _export(users["analyst"], everything, "csv")
+    csv_researcher = _export(users["researcher"], everything, "csv")
+    last_90d = exports.ExportFilter(period=periods.resolve("90d", now))
+    jsonl = _export(users["researcher"], last_90d, "jsonl")
+    parquet = _export(users["researcher"], last_90d, "parquet")
+
+    # 5. compliance_report, computed live over every notice.
+    _log("timing compliance_report")
+    started = time.perf_counter()
+    call_command("compliance_report", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    report_s = time.perf_counter() - started
+
+    page_targets = [pages["league_table"]["median_s"], pages["scorecard_giant_40pct_analyst"]["median_s"]]
+    memory_flat = all(
+        e["rss_growth_after_50k_rows_mb"] is not None and e["rss_growth_after_50k_rows_mb"] < FLAT_MEMORY_MB
+        for e in (csv_analyst, csv_researcher)
+    )
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    return {
+        "database": "postgresql",
+        "data": {k: meta[k] for k in ("notices", "checks", "generated_at", "generate_s") if k in meta},
+        "rollups": {
+            "periods_refreshed": refreshed,
+            "drain_total_s": round(drain_s, 1),
+            "slowest_periods_ms": per_period,
+        },
+        "pages_warm": pages,
+        "league_table_cold_s": round(cold_league_s, 2),
+        "export_csv_analyst_all": csv_analyst,
+        "export_csv_researcher_all_pseudonymised": csv_researcher,
+        "export_jsonl_researcher_90d": jsonl,
+        "export_parquet_researcher_90d": parquet,
+        "compliance_report_live_s": round(report_s, 1),
+        "load_average_during_run": load,
+        "targets": {
+            "page_s": PAGE_TARGET_S,
+            "export_rows_per_s": EXPORT_TARGET_ROWS_S,
+            "flat_memory_growth_mb_below": FLAT_MEMORY_MB,
+        },
+        "target_met": max(page_targets) < PAGE_TARGET_S
+        and min(csv_analyst["rows_per_s"], csv_researcher["rows_per_s"]) >= EXPORT_TARGET_ROWS_S
+        and memory_flat,
+    }
+
+
+if __name__ == "__main__":
+    if "--inner" in sys.argv:
+        print(json.dumps(inner()))
+    else:
+        print(json.dumps(run(), indent=2))
