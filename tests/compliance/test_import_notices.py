@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from compliance.models import Notice
+
+HEADER = "url,notified_at,reference,content_sha256,hoster\n"
+
+
+def run_import(tmp_path: Path, text: str, *args: str, capsys=None, name="notices.csv"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    call_command("import_notices", str(path), *args)
+    out, err = capsys.readouterr()
+    return json.loads(out.strip().splitlines()[-1]), err
+
+
+def test_good_rows_are_imported_and_the_last_line_is_json(db, tmp_path, capsys, prompt_hoster):
+    summary, err = run_import(
+        tmp_path,
+        HEADER
+        + "http://a.example/1,2026-01-05T10:00:00+01:00,R1,,prompt\n"
+        + "https://B.example:443/2,,R2,"
+        + "a" * 64
+        + ",\n",
+        capsys=capsys,
+    )
+    assert summary == {"imported": 2, "duplicates": 0, "rejected": 0, "repeats": 0}
+    assert err == ""
+    first = Notice.objects.get(reference="R1")
+    assert first.notified_at == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    assert first.deadline_at == datetime(2026, 1, 6, 9, 0, tzinfo=UTC)
+    assert first.hoster == prompt_hoster
+    assert first.hoster_source == "hotline"
+    second = Notice.objects.get(reference="R2")
+    assert second.url == "https://b.example/2"
+    assert second.content_sha256 == "a" * 64
+    assert second.notified_at is not None  # default: the import time
+    assert second.next_check_at is not None  # a check at intake
+
+
+def test_every_kind_of_bad_row_is_reported_with_its_line_number(db, tmp_path, capsys):
+    rows = [
+        "http://ok.example/1,,OK1,,",  # line 2
+        "ftp://bad.example/x,,B1,,",  # 3: scheme
+        "http://bad.example/x,yesterday,B2,,",  # 4: date
+        "http://bad.example/y,2026-01-05T10:00:00,B3,,",  # 5: no offset
+        "http://bad.example/z,2999-01-01T00:00:00+00:00,B4,,",  # 6: future
+        "http://bad.example/w,,B5,nothex,",  # 7: sha
+        "http://bad.example/v,,B6,,no-such-hoster",  # 8: hoster
+        "http://user:pw@bad.example/,,B7,,",  # 9: user info
+        "http://bad.example/too,many,fields,here,x,y",  # 10: field count
+        "http://ok.example/2,,OK2,,",  # 11
+    ]
+    summary, err = run_import(tmp_path, HEADER + "\n".join(rows) + "\n", capsys=capsys)
+    assert summary["imported"] == 2
+    assert summary["rejected"] == 8
+    lines = err.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"line {n}" for n in range(3, 11)]
+    assert "only http and https" in lines[0]
+    assert "not an ISO 8601" in lines[1]
+    assert "UTC offset" in lines[2]
+    assert "in the future" in lines[3]
+    assert "64 hexadecimal" in lines[4]
+    assert "no hoster with slug 'no-such-hoster'" in lines[5]
+    assert "user info" in lines[6]
+    assert "has 6 fields, the header has 5" in lines[7]
+
+
+def test_reimport_is_idempotent(db, tmp_path, capsys):
+    text = HEADER + "http://a.example/1,,R1,,\nhttp://a.example/2,,R2,,\n"
+    first, _ = run_import(tmp_path, text, capsys=capsys)
+    again, _ = run_import(tmp_path, text, capsys=capsys)
+    assert first["imported"] == 2
+    assert again == {"imported": 0, "duplicates": 2, "rejected": 0, "repeats": 0}
+    assert Notice.objects.count() == 2
+
+
+def test_same_reference_from_another_source_is_not_a_duplicate(db, tmp_path, capsys):
+    run_import(tmp_path, HEADER + "http://a.example/1,,R1,,\n", "--source", "hotline-a", capsys=capsys)
+    summary, _ = run_import(tmp_path, HEADER + "http://a.example/9,,R1,,\n", "--source", "hotline-b", capsys=capsys)
+    assert summary["imported"] == 1
+
+
+def test_a_reference_twice_in_one_file_is_a_duplicate(db, tmp_path, capsys):
+    summary, _ = run_import(tmp_path, HEADER + "http://a.example/1,,R1,,\nhttp://a.example/2,,R1,,\n", capsys=capsys)
+    assert summary == {"imported": 1, "duplicates": 1, "rejected": 0, "repeats": 0}
+
+
+def test_the_same_url_while_open_is_a_repeat_not_a_second_measurement(db, tmp_path, capsys):
+    run_import(tmp_path, HEADER + "http://a.example/1,,R1,,\n", capsys=capsys)
+    summary, _ = run_import(
+        tmp_path, HEADER + "HTTP://A.EXAMPLE:80/1#x,,R2,,\nhttp://a.example/1,,R3,,\n", capsys=capsys
+    )
+    assert summary == {"imported": 2, "duplicates": 0, "rejected": 0, "repeats": 2}
+    original = Notice.objects.get(reference="R1")
+    repeats = Notice.objects.filter(repeat_of=original)
+    assert {n.reference for n in repeats} == {"R2", "R3"}
+    assert all(n.status == "repeat" and n.next_check_at is None for n in repeats)
+    assert Notice.objects.filter(status__in=Notice.OPEN_STATUSES).count() == 1
+
+
+def test_a_url_whose_notice_was_closed_gets_a_new_measurement(db, tmp_path, capsys):
+    run_import(tmp_path, HEADER + "http://a.example/1,,R1,,\n", capsys=capsys)
+    Notice.objects.filter(reference="R1").update(status="removed")
+    summary, _ = run_import(tmp_path, HEADER + "http://a.example/1,,R2,,\n", capsys=capsys)
+    assert summary["repeats"] == 0
+    assert Notice.objects.get(reference="R2").repeat_of is None
+
+
+def test_strict_imports_nothing_if_any_row_is_bad(db, tmp_path, capsys):
+    path = tmp_path / "n.csv"
+    path.write_text(HEADER + "http://a.example/1,,R1,,\nftp://x.example/,,R2,,\n")
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("import_notices", str(path), "--strict")
+    assert exit_info.value.code == 1
+    out, err = capsys.readouterr()
+    assert "line 3" in err
+    assert json.loads(out.strip().splitlines()[-1])["imported"] == 0
+    assert Notice.objects.count() == 0
+
+
+def test_strict_imports_everything_when_all_rows_are_good(db, tmp_path, capsys):
+    summary, _ = run_import(tmp_path, HEADER + "http://a.example/1,,R1,,\n", "--strict", capsys=capsys)
+    assert summary["imported"] == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is empty"),
+        ("link,reference\nhttp://a.example/,R\n", "missing column(s) url"),
+        ("url,notifed_at\nhttp://a.example/,x\n", "unknown column(s) 'notifed_at'"),
+        ("url,url\nhttp://a.example/,x\n", "repeated column(s) url"),
+    ],
+)
+def test_a_wrong_header_is_a_clear_error(db, tmp_path, content, message):
+    path = tmp_path / "n.csv"
+    path.write_text(content)
+    with pytest.raises(CommandError) as excinfo:
+        call_command("import_notices", str(path))
+    assert message in str(excinfo.value)
+
+
+def test_a_missing_file_is_a_clear_error(db, tmp_path):
+    with pytest.raises(CommandError, match="no such file"):
+        call_command("import_notices", str(tmp_path / "missing.csv"))
+
+
+def test_a_file_that_is_not_utf8_is_a_clear_error(db, tmp_path):
+    path = tmp_path / "n.csv"
+    path.write_bytes("url,référence\n".encode("latin-1"))
+    with pytest.raises(CommandError, match="not UTF-8"):
+        call_command("import_notices", str(path))
+
+
+def test_a_row_with_invalid_utf8_is_rejected_and_the_others_imported(db, tmp_path, capsys):
+    path = tmp_path / "n.csv"
+    path.write_bytes(b"url,reference\nhttp://a.example/1,R1\nhttp://a.example/\xff,R2\nhttp://a.example/3,R3\n")
+    call_command("import_notices", str(path))
+    out, err = capsys.readouterr()
+    assert json.loads(out.strip().splitlines()[-1])["imported"] == 2
+    assert "line 3: is not valid UTF-8" in err
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(db, tmp_path, capsys):
+    path = tmp_path / "n.csv"
+    path.write_bytes("\ufeffurl,reference\r\nhttp://a.example/1,R1\r\n".encode())
+    call_command("import_notices", str(path))
+    out, _ = capsys.readouterr()
+    assert json.loads(out.strip().splitlines()[-1])["imported"] == 1
+
+
+def test_a_notice_may_carry_a_shorter_deadline(db, tmp_path, capsys):
+    path = tmp_path / "n.csv"
+    path.write_text("url,notified_at,deadline_s\nhttp://a.example/1,2026-01-05T10:00:00+00:00,3600\n")
+    call_command("import_notices", str(path))
+    notice = Notice.objects.get()
+    assert notice.deadline_s == 3600
+    assert notice.deadline_at == datetime(2026, 1, 5, 11, 0, tzinfo=UTC)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_prints_no_progress_bar_when_output_is_not_a_tty(tmp_path):
+    path = tmp_path / "n.csv"
+    path.write_text(HEADER + "http://a.example/1,,R1,,\n")
+    db_path = tmp_path / "cli.sqlite3"
+    env = {"DATABASE_URL": f"sqlite:///{db_path}", "SECRET_KEY": "x" * 50, "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], check=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "import_notices", str(path)], capture_output=True, text=True, env=env, check=True
+    )
+    assert result.stderr == ""
+    assert json.loads(result.stdout.strip().splitlines()[-1])["imported"] == 1

@@ -1,0 +1,163 @@
+"""The fixed cast of the test suite, and the rules for tests that need PostgreSQL or a browser.
+
+Cast (as healthchecks' alice/bob/charlie): a prompt hoster, a slow hoster, a CDN; an analyst,
+a ministry user, a researcher, and one user for each of the two hosters.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from compliance import services
+from compliance.models import Hoster, HosterASN, HosterPrefix
+
+# Server fixtures of tests/fixtures/ (one line each).
+pytest_plugins = [
+    "tests.fixtures.dns",
+    "tests.fixtures.http",
+    "tests.fixtures.smtp",
+]
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _database_is_postgres() -> bool:
+    return os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://", "pgsql://"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """PostgreSQL-only tests run in the PostgreSQL pass. On SQLite they are deselected, not skipped,
+    so that under CI=true no test that needs PostgreSQL is ever reported as a silent skip."""
+    if _database_is_postgres():
+        return
+    selected, deselected = [], []
+    for item in items:
+        (deselected if item.get_closest_marker("postgres") else selected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
+def pytest_sessionstart(session):
+    """Under CI=true an unreachable PostgreSQL fails the run at once instead of skipping tests."""
+    if not (IN_CI and _database_is_postgres()):
+        return
+    import psycopg
+
+    url = os.environ["DATABASE_URL"].replace("pgsql://", "postgresql://")
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        pytest.exit(f"CI=true and PostgreSQL at DATABASE_URL is unreachable: {exc}", returncode=1)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("browser") and not os.access(CHROMIUM, os.X_OK):
+        if IN_CI:
+            pytest.fail(f"CI=true and {CHROMIUM} is missing: browser tests must run in CI")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """PBKDF2 at full strength costs ~0.3 s per user; tests don't need that."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+# --- The cast -----------------------------------------------------------------------------------
+
+
+def _hoster(slug, name, kind="hoster", asns=(), prefixes=(), abuse_email=""):
+    hoster = Hoster.objects.create(
+        slug=slug,
+        name=name,
+        country="NL",
+        kind=kind,
+        is_reviewed=True,
+        abuse_email=abuse_email or f"abuse@{slug}.test",
+    )
+    for asn in asns:
+        HosterASN.objects.create(hoster=hoster, asn=asn)
+    for prefix in prefixes:
+        HosterPrefix.objects.create(hoster=hoster, prefix=prefix)
+    return hoster
+
+
+@pytest.fixture
+def prompt_hoster(db):
+    return _hoster("prompt", "Prompt Hosting", asns=[64500], prefixes=["127.10.0.0/16", "2001:db8:10::/48"])
+
+
+@pytest.fixture
+def slow_hoster(db):
+    return _hoster("slow", "Slow Hosting", asns=[64501], prefixes=["127.20.0.0/16"])
+
+
+@pytest.fixture
+def cdn(db):
+    return _hoster("shieldcdn", "Shield CDN", kind="cdn", asns=[64510], prefixes=["127.50.0.0/16"])
+
+
+STRONG_PASSWORD = "correct-horse-battery-staple-42"
+
+
+def _user(username, role, hoster=None):
+    user, _created, _token = services.user_upsert(
+        username=username, role=role, hoster_slug=hoster.slug if hoster else None, password=STRONG_PASSWORD
+    )
+    return user
+
+
+@pytest.fixture
+def analyst(db):
+    return _user("alice", "analyst")
+
+
+@pytest.fixture
+def ministry(db):
+    return _user("mira", "ministry")
+
+
+@pytest.fixture
+def researcher(db):
+    return _user("rob", "researcher")
+
+
+@pytest.fixture
+def prompt_user(prompt_hoster):
+    return _user("pat", "hoster", prompt_hoster)
+
+
+@pytest.fixture
+def slow_user(slow_hoster):
+    return _user("sam", "hoster", slow_hoster)
+
+
+@pytest.fixture
+def api():
+    """An API client; `api.as_user(user)` authenticates with the user's token."""
+
+    class Client(APIClient):
+        def as_user(self, user):
+            from rest_framework.authtoken.models import Token
+
+            self.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+            return self
+
+    return Client()
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    return shutil.which("chromium") or CHROMIUM

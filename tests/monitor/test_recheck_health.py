@@ -1,0 +1,87 @@
+"""The monitor's health page (monitor/health.py, /monitor/health/): figures and who may see them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from compliance import services
+from compliance.models import Notice
+from monitor import recheck
+from monitor.health import monitor_health
+from monitor.sandbox.httpserver import ok, reset, status
+
+
+def make_notice(url: str, *, deadline_s: int = 3600):
+    now = timezone.now()
+    data = services.notice_input_parse(url=url, notified_at=now, deadline_s=deadline_s, now=now)
+    return services.notice_create(data=data, source="health", now=now)[0]
+
+
+def test_health_counts_the_queue_leases_throughput_lag_and_errors(db, http_server):
+    http_server.set("/ok", ok(b"x"))
+    http_server.set("/gone", status(404))
+    http_server.set("/reset", reset())
+    for path in ("/ok", "/gone", "/reset"):
+        make_notice(http_server.url(path))
+    recheck.run_batch()  # three checks, due at intake: small lag
+
+    now = timezone.now()
+    due = make_notice(http_server.url("/due"))
+    Notice.objects.filter(pk=due.pk).update(next_check_at=now - timedelta(seconds=30))
+    held = make_notice(http_server.url("/held"))
+    Notice.objects.filter(pk=held.pk).update(next_check_at=now + timedelta(seconds=60), lease_token=uuid.uuid4())
+    dead = make_notice(http_server.url("/dead"))
+    Notice.objects.filter(pk=dead.pk).update(next_check_at=now - timedelta(seconds=5), lease_token=uuid.uuid4())
+
+    h = monitor_health(now=timezone.now())
+    assert h.due_now == 2 and h.leases_expired == 1 and h.leases_held == 1
+    assert 30 <= h.oldest_due_s < 60
+    assert h.checks_last_minute == 3 and h.checks_per_minute_60 == pytest.approx(3 / 60)
+    assert h.outcomes == {"online": 1, "removed": 1, "transient": 1}
+    assert [kind for kind, _n in h.errors] in (["reset"], ["disconnected"])
+    assert h.lag_sample == 3 and h.lag_within_tolerance == 1.0 and h.lag_max_s < 2
+    assert h.is_keeping_up
+    assert [w["worker"] for w in h.workers] == [recheck.WORKER]
+
+
+def test_a_monitor_falling_behind_shows_it(db, http_server):
+    http_server.set("/late", ok(b"x"))
+    notice = make_notice(http_server.url("/late"), deadline_s=600)
+    Notice.objects.filter(pk=notice.pk).update(next_check_at=timezone.now() - timedelta(seconds=20))
+    recheck.run_batch()
+    h = monitor_health(now=timezone.now())
+    assert h.lag_median_s >= 20  # the tolerance for a 10-minute deadline is 2 s
+    assert h.lag_within_tolerance == 0.0 and not h.is_keeping_up
+
+
+def test_analysts_see_the_health_page_linked_from_the_navigation(
+    client, analyst, http_server, django_assert_max_num_queries
+):
+    http_server.set("/ok", ok(b"x"))
+    make_notice(http_server.url("/ok"))
+    recheck.run_batch()
+    client.force_login(analyst)
+    with django_assert_max_num_queries(20):
+        response = client.get(reverse("monitor:health"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="checks-1m">1<' in html and "keeping up" in html
+    assert reverse("monitor:health") in client.get(reverse("home")).content.decode()
+
+
+@pytest.mark.parametrize("who", ["ministry", "researcher", "prompt_user"])
+def test_the_health_page_does_not_exist_for_other_roles(client, request, who):
+    user = request.getfixturevalue(who)
+    client.force_login(user)
+    assert client.get(reverse("monitor:health")).status_code == 404
+    assert reverse("monitor:health") not in client.get(reverse("home")).content.decode()
+
+
+def test_the_health_page_asks_strangers_to_log_in(client, db):
+    response = client.get(reverse("monitor:health"))
+    assert response.status_code == 302 and reverse("login") in response["Location"]

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from .helpers import checks_for, notice
+
+
+@pytest.fixture
+def market(prompt_hoster, slow_hoster):
+    """40 prompt notices (all within a day), 35 slow ones (most late, some still online), one
+    unattributed; each with the checks behind its figures."""
+    now = timezone.now()
+    made = []
+    for i in range(40):
+        made.append(
+            notice(
+                prompt_hoster, now - timedelta(days=20, hours=i), ttt_s=1800 + 600 * i, removal_mechanism="file_gone"
+            )
+        )
+    for i in range(30):
+        made.append(
+            notice(
+                slow_hoster, now - timedelta(days=15, hours=i), ttt_s=90000 + 3600 * i, removal_mechanism="server_gone"
+            )
+        )
+    for i in range(5):
+        made.append(
+            notice(
+                slow_hoster,
+                now - timedelta(days=10, hours=i),
+                status="online",
+                last_checked_at=now - timedelta(hours=2),
+                last_online_at=now - timedelta(hours=2),
+            )
+        )
+    made.append(notice(None, now - timedelta(days=5), ttt_s=100))
+    for n in made[:3] + made[40:42] + made[70:71]:
+        checks_for(n)
+    return now

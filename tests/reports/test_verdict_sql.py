@@ -1,0 +1,103 @@
+"""The verdict in SQL (compliance.selectors.verdict_expression) agrees exactly with the pure rule
+(compliance.rules.verdict) on every combination of the inputs that decide it."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compliance import rules, selectors
+from compliance.models import Notice
+
+NOTIFIED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+DEADLINE_S = 86400
+DEADLINE = NOTIFIED + timedelta(seconds=DEADLINE_S)
+# Moments around the deadline, with equality on purpose: takedown exactly at the deadline is within.
+AROUND = [
+    None,
+    DEADLINE - timedelta(hours=1),
+    DEADLINE,
+    DEADLINE + timedelta(microseconds=1),
+    DEADLINE + timedelta(hours=2),
+]
+STATUSES = [s.value for s in Notice.Status]
+
+
+def _rows(cases):
+    notices = []
+    for i, (status, notified, takedown, offline, unreachable) in enumerate(cases):
+        notices.append(
+            Notice(
+                url=f"http://v{i}.example/x",
+                scheme="http",
+                host=f"v{i}.example",
+                received_at=NOTIFIED,
+                notified_at=notified,
+                deadline_s=DEADLINE_S,
+                deadline_at=notified + timedelta(seconds=DEADLINE_S) if notified else None,
+                status=status,
+                takedown_at=takedown,
+                offline_since=offline,
+                unreachable_since=unreachable,
+            )
+        )
+    Notice.objects.bulk_create(notices, batch_size=500)
+
+
+def _compare(now):
+    mismatches = []
+    for n in selectors.annotate_verdict(Notice.objects.all(), now):
+        expected = rules.verdict(
+            status=n.status,
+            notified_at=n.notified_at,
+            deadline_at=n.deadline_at,
+            takedown_at=n.takedown_at,
+            offline_since=n.offline_since,
+            unreachable_since=n.unreachable_since,
+            now=now,
+        )
+        if n.verdict_sql != expected:
+            mismatches.append(
+                (n.status, n.notified_at, n.takedown_at, n.offline_since, n.unreachable_since, n.verdict_sql, expected)
+            )
+    return mismatches
+
+
+@pytest.mark.django_db
+def test_sql_verdict_agrees_with_the_rule_on_every_combination():
+    cases = list(itertools.product(STATUSES, [NOTIFIED, None], AROUND, AROUND, AROUND))
+    _rows(cases)
+    for now in (
+        DEADLINE - timedelta(hours=3),
+        DEADLINE,
+        DEADLINE + timedelta(microseconds=1),
+        DEADLINE + timedelta(days=3),
+    ):
+        assert _compare(now) == [], now
+    assert Notice.objects.count() == len(cases) == 6 * 2 * 125
+
+
+moments = st.one_of(
+    st.none(),
+    st.integers(min_value=-2 * 86400 * 10**6, max_value=3 * 86400 * 10**6).map(
+        lambda us: NOTIFIED + timedelta(microseconds=us)
+    ),
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(STATUSES), st.sampled_from([NOTIFIED, None]), moments, moments, moments), max_size=25
+    ),
+    st.integers(min_value=-86400, max_value=4 * 86400).map(lambda s: NOTIFIED + timedelta(seconds=s)),
+)
+def test_sql_verdict_agrees_with_the_rule_on_random_moments(cases, now):
+    Notice.objects.all().delete()
+    _rows(cases)
+    assert _compare(now) == []
