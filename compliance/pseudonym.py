@@ -21,5 +21,6 @@ def _key() -> bytes:
 
 
 def pseudonymise(value: str) -> str:
-    """32 hex characters (128 bits) standing for `value`."""
-    return hmac.new(_key(), value.encode(), hashlib.sha256).hexdigest()[:32]
+    """32 hex characters (128 bits) standing for `value`. The one-shot `hmac.digest` is several
+    times faster than building an HMAC object per value, which matters in million-row exports."""
+    return hmac.digest(_key(), value.encode(), "sha256").hex()[:32]
