@@ -27,11 +27,15 @@ def verdict(
     takedown_at: datetime | None,
     offline_since: datetime | None = None,
     unreachable_since: datetime | None = None,
+    is_displaced: bool = False,
     now: datetime,
 ) -> str | None:
     """`within`, `late` or `pending` for a notice; None for a notice that is not a measurement.
 
     1. A confirmed takedown decides: within when `takedown_at <= deadline_at`, otherwise late.
+       A displacement (the URL now served from another hoster, mechanism `moved`) is not
+       compliance: by the deadline it has no verdict (out of the rate, counted as displaced),
+       after it the content stayed on this hoster past the deadline: late.
     2. Not notified yet, or the deadline has not passed: pending.
     3. Past the deadline without a confirmed takedown: late, unless an offline (or unreachable)
        streak that began at or before the deadline is still waiting for confirmation; then the
@@ -40,7 +44,9 @@ def verdict(
     if status in _UNMEASURED:
         return None
     if takedown_at is not None and deadline_at is not None:
-        return WITHIN if takedown_at <= deadline_at else LATE
+        if takedown_at <= deadline_at:
+            return None if is_displaced else WITHIN
+        return LATE
     if notified_at is None or deadline_at is None or now <= deadline_at:
         return PENDING
     for streak_start in (offline_since, unreachable_since):

@@ -103,6 +103,14 @@ def verdict_expression(now):
 
     return Case(
         When(status__in=UNMEASURED_STATUSES, then=Value(None)),
+        # A displacement by the deadline is not compliance: no verdict (see the rule).
+        When(
+            takedown_at__isnull=False,
+            deadline_at__isnull=False,
+            takedown_at__lte=F("deadline_at"),
+            is_displaced=True,
+            then=Value(None),
+        ),
         When(
             takedown_at__isnull=False,
             deadline_at__isnull=False,

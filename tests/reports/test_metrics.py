@@ -75,11 +75,11 @@ EXPECTED = [
         "hoster": "slow",
         "notices": 3,
         "removed": 2,
-        "within": 1,
+        "within": 0,  # the displaced notice is no compliance: no verdict (methodology, Displacement)
         "late": 2,
         "pending": 0,
         "open": 1,
-        "compliance_rate": 1 / 3,
+        "compliance_rate": 0.0,
         "median_ttt_s": 86430.0,
         "p90_ttt_s": 155526.0,  # 60 + 0.9 * 172740
         "km_median_ttt_s": 172800.0,
@@ -103,7 +103,7 @@ def test_compliance_report_csv_has_the_contract_columns(case):
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == scorecards.REPORT_COLUMNS
     assert rows[0]["hoster"] == "prompt" and rows[0]["km_median_ttt_s"] == "86400.0"
-    assert [float(r["compliance_rate"]) for r in rows] == [4 / 6, 1 / 3]
+    assert [float(r["compliance_rate"]) for r in rows] == [4 / 6, 0.0]
 
 
 def test_report_period_is_from_inclusive_to_exclusive(case):
@@ -142,7 +142,7 @@ def test_national_figures_include_unattributed_notices(case):
     result = scorecards.period_metrics(periods.custom(BASE, None), now=now, with_charts=True)
     assert result.unattributed.notices == 1 and result.unattributed.within == 1
     assert result.national.notices == 7 + 3 + 1
-    assert result.national.within == 4 + 1 + 1
+    assert result.national.within == 4 + 0 + 1
     assert result.national.removal_mechanisms == {
         "file_gone": 4,
         "replaced": 1,

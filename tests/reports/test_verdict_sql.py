@@ -29,7 +29,7 @@ STATUSES = [s.value for s in Notice.Status]
 
 def _rows(cases):
     notices = []
-    for i, (status, notified, takedown, offline, unreachable) in enumerate(cases):
+    for i, (status, notified, takedown, offline, unreachable, displaced) in enumerate(cases):
         notices.append(
             Notice(
                 url=f"http://v{i}.example/x",
@@ -43,6 +43,7 @@ def _rows(cases):
                 takedown_at=takedown,
                 offline_since=offline,
                 unreachable_since=unreachable,
+                is_displaced=displaced,
             )
         )
     Notice.objects.bulk_create(notices, batch_size=500)
@@ -58,18 +59,28 @@ def _compare(now):
             takedown_at=n.takedown_at,
             offline_since=n.offline_since,
             unreachable_since=n.unreachable_since,
+            is_displaced=n.is_displaced,
             now=now,
         )
         if n.verdict_sql != expected:
             mismatches.append(
-                (n.status, n.notified_at, n.takedown_at, n.offline_since, n.unreachable_since, n.verdict_sql, expected)
+                (
+                    n.status,
+                    n.notified_at,
+                    n.takedown_at,
+                    n.offline_since,
+                    n.unreachable_since,
+                    n.is_displaced,
+                    n.verdict_sql,
+                    expected,
+                )
             )
     return mismatches
 
 
 @pytest.mark.django_db
 def test_sql_verdict_agrees_with_the_rule_on_every_combination():
-    cases = list(itertools.product(STATUSES, [NOTIFIED, None], AROUND, AROUND, AROUND))
+    cases = list(itertools.product(STATUSES, [NOTIFIED, None], AROUND, AROUND, AROUND, [False, True]))
     _rows(cases)
     for now in (
         DEADLINE - timedelta(hours=3),
@@ -78,7 +89,7 @@ def test_sql_verdict_agrees_with_the_rule_on_every_combination():
         DEADLINE + timedelta(days=3),
     ):
         assert _compare(now) == [], now
-    assert Notice.objects.count() == len(cases) == 6 * 2 * 125
+    assert Notice.objects.count() == len(cases) == len(STATUSES) * 2 * 125 * 2
 
 
 moments = st.one_of(
@@ -93,7 +104,10 @@ moments = st.one_of(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(
-        st.tuples(st.sampled_from(STATUSES), st.sampled_from([NOTIFIED, None]), moments, moments, moments), max_size=25
+        st.tuples(
+            st.sampled_from(STATUSES), st.sampled_from([NOTIFIED, None]), moments, moments, moments, st.booleans()
+        ),
+        max_size=25,
     ),
     st.integers(min_value=-86400, max_value=4 * 86400).map(lambda s: NOTIFIED + timedelta(seconds=s)),
 )
