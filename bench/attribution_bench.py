@@ -115,6 +115,8 @@ def fresh_database(tmp: Path) -> tuple[str, str]:
 
     base, _sep, name = url.rpartition("/")
     name = name or "bench_attribution"
+    if not name.startswith("bench"):  # it is dropped below: never a database of someone else's
+        raise SystemExit(f"BENCH_DATABASE_URL must name a bench_* database, not {name!r}")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
