@@ -33,12 +33,12 @@ def _database_is_postgres() -> bool:
 
 def pytest_collection_modifyitems(config, items):
     """PostgreSQL-only tests run in the PostgreSQL pass. On SQLite they are deselected, not skipped,
-    so that under CI=true no test that needs PostgreSQL is ever reported as a silent skip."""
-    if _database_is_postgres():
-        return
+    so that under CI=true no test that needs PostgreSQL is ever reported as a silent skip. Tests of
+    SQLite itself (their own SQLite file, whatever the test database) run in the SQLite pass only."""
+    other = "sqlite" if _database_is_postgres() else "postgres"
     selected, deselected = [], []
     for item in items:
-        (deselected if item.get_closest_marker("postgres") else selected).append(item)
+        (deselected if item.get_closest_marker(other) else selected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
