@@ -18,11 +18,12 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.authtoken.models import Token
 
+from compliance.bulk import insert_rows
 from compliance.models import Hoster, HosterASN, HosterPrefix, Membership, Notice, Role
 from compliance.urlnorm import InvalidURL, NormalizedURL, normalize_url
 
@@ -274,45 +275,8 @@ def _open_notice_ids(urls: set[str]) -> dict[str, int]:
 
 
 def _insert_notices(rows: list[dict[str, object]]) -> None:
-    """Insert new notices, given as field values by attname, with one executemany.
-
-    `bulk_create` spends most of an import building model instances and compiling SQL for 40
-    columns in chunks of 24 rows (SQLite's parameter cap). One prepared statement with values
-    adapted by the connection's own operations gives the same rows several times faster. Fields
-    not given take their model default, prepared once.
-    """
-    if not rows:
-        return
-    connection = transaction.get_connection()
-    fields = [f for f in Notice._meta.concrete_fields if not f.primary_key]
-    missing = object()
-    adapt_datetime = connection.ops.adapt_datetimefield_value
-
-    def adapter(field):
-        if isinstance(field, models.DateTimeField):
-            return adapt_datetime
-        if isinstance(field, models.IntegerField | models.CharField | models.TextField | models.ForeignKey):
-            return None  # ints and strings (TextChoices members are str) go to the driver as they are
-        return lambda value: field.get_db_prep_save(value, connection)
-
-    columns_spec = [(f.attname, adapter(f), f.get_db_prep_save(f.get_default(), connection)) for f in fields]
-    params = []
-    for row in rows:
-        values = []
-        for attname, adapt, default in columns_spec:
-            value = row.get(attname, missing)
-            if value is missing:
-                values.append(default)
-            elif value is None or adapt is None:
-                values.append(value)
-            else:
-                values.append(adapt(value))
-        params.append(values)
-    table = connection.ops.quote_name(Notice._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", params)
+    """Insert new notices, given as field values by attname, with one executemany (compliance/bulk.py)."""
+    insert_rows(Notice, rows)
 
 
 def _import_one_by_one(*, rows: list[NoticeInput], source: str, now: datetime) -> ImportResult:

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 
 from compliance import rules
+from compliance.bulk import insert_rows, insert_values
 from monitor import schedule
 from monitor.sandbox import world as market
 
@@ -278,50 +279,6 @@ def _fold(state: rules.Timing, count: int, last_at: datetime) -> rules.Timing:
 # --- Loading -------------------------------------------------------------------------------------
 
 
-def _adapter(f):
-    """How a value of field `f` goes to the driver: datetimes as the connection stores them, JSON
-    dumped, the rest as it is (as compliance.services._insert_notices does it; `get_db_prep_save`
-    per value costs ten times more for half a million checks)."""
-    if isinstance(f, models.DateTimeField):
-        if connection.vendor == "sqlite":
-            # What the SQLite backend stores: naive UTC, `str()` of the datetime.
-            return lambda value: str(value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value)
-        return connection.ops.adapt_datetimefield_value
-    if isinstance(f, models.JSONField):
-        return lambda value: f.get_db_prep_save(value, connection)
-    return None
-
-
-def _insert(model, rows: list[dict]) -> None:
-    """One executemany of `rows` (values by attname; missing fields take their defaults)."""
-    if not rows:
-        return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key or f.attname in rows[0]]
-    missing = object()
-    specs = [(f.attname, _adapter(f), f.get_db_prep_save(f.get_default(), connection)) for f in fields]
-    params = []
-    for row in rows:
-        values = []
-        for attname, adapt, default in specs:
-            value = row.get(attname, missing)
-            if value is missing:
-                values.append(default)
-            elif value is None or adapt is None:
-                values.append(value)
-            else:
-                values.append(adapt(value))
-        params.append(values)
-    _executemany(model, [f.column for f in fields], params)
-
-
-def _executemany(model, columns: list[str], params) -> None:
-    table = connection.ops.quote_name(model._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(c) for c in columns)
-    placeholders = ", ".join(["%s"] * len(columns))
-    with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", params)
-
-
 @transaction.atomic
 def load(history: History, *, now: datetime) -> dict[str, int]:
     """Write the history: notices (with explicit ids after the current last one), their checks
@@ -369,7 +326,7 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
                 "updated_at": now,
             }
         )
-    _insert(Notice, notice_rows)
+    insert_rows(Notice, notice_rows)
     attribution_rows = []
     for row in history.attributions:
         hoster = market.HOSTERS_BY_SLUG[row["cdn"] or row["hoster"]]
@@ -405,7 +362,7 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
                 "reason": "behind a CDN; the origin hoster given by the hotline" if row["cdn"] else "registered prefix",
             }
         )
-    _insert(Attribution, attribution_rows)
+    insert_rows(Attribution, attribution_rows)
     # Checks: tuples straight to the driver, the constant columns as literal parameters. Their
     # times are naive UTC (see generate): SQLite stores `str()` of them, PostgreSQL gets them aware.
     constants = {"trigger": Check.Trigger.SCHEDULE, "is_truncated": False, "redirect_count": 0, "final_url": ""}
@@ -428,12 +385,12 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
             indexes = cursor.fetchall()
             for name, _sql in indexes:
                 cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
-        _executemany(Check, columns, params)
+        insert_values(Check, columns, params)
         with connection.cursor() as cursor:
             for _name, sql in indexes:
                 cursor.execute(sql)
     else:
-        _executemany(Check, columns, params)
+        insert_values(Check, columns, params)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for sql in connection.ops.sequence_reset_sql(no_style(), [Notice, Attribution, Check]):
