@@ -158,6 +158,36 @@ def api():
     return Client()
 
 
+# Headless Chromium as root on a machine with no internet: without the background-networking
+# flags it keeps trying to reach Google's hosts.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
 @pytest.fixture
 def chromium_path() -> str:
     return shutil.which("chromium") or CHROMIUM
+
+
+def launch_chromium(playwright, executable_path: str = CHROMIUM):
+    """Debian's Chromium through Playwright (never a browser Playwright downloads)."""
+    return playwright.chromium.launch(executable_path=executable_path, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture
+def browser(chromium_path):
+    """A Chromium for one test (tests marked `browser`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright, chromium_path)
+        yield browser
+        browser.close()

@@ -18,19 +18,10 @@ from pathlib import Path
 import pytest
 
 from monitor.sandbox import world as market
+from tests.conftest import launch_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "demo-password-2026"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LIVE_DEADLINE_S = 30
 
 
@@ -93,7 +84,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=LAUNCH_ARGS)
+        b = launch_chromium(p)
         yield b
         b.close()
 
