@@ -27,17 +27,21 @@ class Hoster(models.Model):
         HOSTER = "hoster", _("hoster")
         CDN = "cdn", _("CDN")
 
-    slug = models.SlugField(max_length=100, unique=True)
-    name = models.CharField(max_length=200)
-    country = models.CharField(max_length=2, blank=True, help_text=_("ISO 3166 alpha-2 code"))
-    abuse_email = models.EmailField(blank=True)
-    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.HOSTER)
+    slug = models.SlugField(verbose_name=_("slug"), max_length=100, unique=True)
+    name = models.CharField(verbose_name=_("name"), max_length=200)
+    country = models.CharField(
+        verbose_name=_("country"), max_length=2, blank=True, help_text=_("ISO 3166 alpha-2 code")
+    )
+    abuse_email = models.EmailField(verbose_name=_("abuse e-mail address"), blank=True)
+    kind = models.CharField(verbose_name=_("kind"), max_length=10, choices=Kind.choices, default=Kind.HOSTER)
     # Curated hosters come from load_hosters; attribution creates unreviewed ones for unknown ASNs.
-    is_reviewed = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    is_reviewed = models.BooleanField(verbose_name=_("reviewed"), default=False)
+    created_at = models.DateTimeField(verbose_name=_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(verbose_name=_("updated"), auto_now=True)
 
     class Meta:
+        verbose_name = _("hoster")
+        verbose_name_plural = _("hosters")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -54,26 +58,32 @@ class Hoster(models.Model):
 
 
 class HosterASN(models.Model):
-    hoster = models.ForeignKey(Hoster, on_delete=models.CASCADE, related_name="asns")
-    asn = models.PositiveBigIntegerField(unique=True, validators=[MinValueValidator(1), MaxValueValidator(4294967295)])
+    hoster = models.ForeignKey(Hoster, verbose_name=_("hoster"), on_delete=models.CASCADE, related_name="asns")
+    asn = models.PositiveBigIntegerField(
+        verbose_name=_("ASN"), unique=True, validators=[MinValueValidator(1), MaxValueValidator(4294967295)]
+    )
 
     class Meta:
+        verbose_name = _("hoster ASN")
+        verbose_name_plural = _("hoster ASNs")
         ordering = ["asn"]
-        verbose_name = "hoster ASN"
 
     def __str__(self) -> str:
         return f"AS{self.asn}"
 
 
 class HosterPrefix(models.Model):
-    hoster = models.ForeignKey(Hoster, on_delete=models.CASCADE, related_name="prefixes")
-    prefix = models.CharField(max_length=50, unique=True, help_text=_("CIDR, e.g. 192.0.2.0/24"))
-    version = models.PositiveSmallIntegerField(choices=[(4, "IPv4"), (6, "IPv6")])
-    length = models.PositiveSmallIntegerField()
+    hoster = models.ForeignKey(Hoster, verbose_name=_("hoster"), on_delete=models.CASCADE, related_name="prefixes")
+    prefix = models.CharField(
+        verbose_name=_("prefix"), max_length=50, unique=True, help_text=_("CIDR, e.g. 192.0.2.0/24")
+    )
+    version = models.PositiveSmallIntegerField(verbose_name=_("IP version"), choices=[(4, "IPv4"), (6, "IPv6")])
+    length = models.PositiveSmallIntegerField(verbose_name=_("prefix length"))
 
     class Meta:
+        verbose_name = _("hoster prefix")
+        verbose_name_plural = _("hoster prefixes")
         ordering = ["prefix"]
-        verbose_name_plural = "hoster prefixes"
 
     def __str__(self) -> str:
         return self.prefix
@@ -119,38 +129,54 @@ class Notice(models.Model):
         MOVED = "moved", _("moved")  # now served from another hoster: displacement, not compliance
 
     # The URL, normalised (compliance/urlnorm.py), and its parts.
-    url = models.CharField(max_length=2048)
-    scheme = models.CharField(max_length=5)
-    host = models.CharField(max_length=253)
-    port = models.PositiveIntegerField(null=True, blank=True)
-    path = models.TextField(default="/")
-    query = models.TextField(blank=True)
+    url = models.CharField(verbose_name=_("URL"), max_length=2048)
+    scheme = models.CharField(verbose_name=_("scheme"), max_length=5)
+    host = models.CharField(verbose_name=_("host name"), max_length=253)
+    port = models.PositiveIntegerField(verbose_name=_("port"), null=True, blank=True)
+    path = models.TextField(verbose_name=_("path"), default="/")
+    query = models.TextField(verbose_name=_("query"), blank=True)
 
-    source = models.CharField(max_length=100, default="api")
+    source = models.CharField(verbose_name=_("source"), max_length=100, default="api")
     # NULL when the sender gave none: NULLs never collide in the unique (source, reference) index,
     # so one plain index serves both uniqueness and intake's duplicate lookups.
-    reference = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
-    content_sha256 = models.CharField(max_length=64, blank=True, validators=[sha256_validator])
-    repeat_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="repeats")
-
-    received_at = models.DateTimeField(help_text=_("when the product received the notice"))
-    notified_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("when the hoster was notified; empty until the notice e-mail is accepted")
+    reference = models.CharField(verbose_name=_("reference"), max_length=200, null=True, blank=True)  # noqa: DJ001
+    content_sha256 = models.CharField(
+        verbose_name=_("SHA-256 of the reported file"), max_length=64, blank=True, validators=[sha256_validator]
     )
-    deadline_s = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    # notified_at + deadline_s, stored so that SQL can filter and aggregate on it.
-    deadline_at = models.DateTimeField(null=True, blank=True)
+    repeat_of = models.ForeignKey(
+        "self", verbose_name=_("repeat of"), null=True, blank=True, on_delete=models.PROTECT, related_name="repeats"
+    )
 
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    received_at = models.DateTimeField(verbose_name=_("received"), help_text=_("when the product received the notice"))
+    notified_at = models.DateTimeField(
+        verbose_name=_("notified"),
+        null=True,
+        blank=True,
+        help_text=_("when the hoster was notified; empty until the notice e-mail is accepted"),
+    )
+    deadline_s = models.PositiveIntegerField(verbose_name=_("deadline (seconds)"), validators=[MinValueValidator(1)])
+    # notified_at + deadline_s, stored so that SQL can filter and aggregate on it.
+    deadline_at = models.DateTimeField(verbose_name=_("deadline"), null=True, blank=True)
+
+    status = models.CharField(verbose_name=_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
 
     # Attribution (evidence rows in monitor.Attribution).
     # Not indexed on its own: the (hoster, notified_at) index below serves lookups by hoster.
     hoster = models.ForeignKey(
-        Hoster, null=True, blank=True, on_delete=models.PROTECT, related_name="notices", db_index=False
+        Hoster,
+        verbose_name=_("hoster"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="notices",
+        db_index=False,
     )
-    hoster_source = models.CharField(max_length=20, choices=HosterSource.choices, blank=True)
+    hoster_source = models.CharField(
+        verbose_name=_("hoster given by"), max_length=20, choices=HosterSource.choices, blank=True
+    )
     cdn = models.ForeignKey(
         Hoster,
+        verbose_name=_("CDN"),
         null=True,
         blank=True,
         on_delete=models.PROTECT,
@@ -158,38 +184,42 @@ class Notice(models.Model):
         db_index=False,
         help_text=_("the CDN in front of the origin: an intermediary, never the hoster"),
     )
-    is_behind_cdn = models.BooleanField(default=False)
-    is_ambiguous = models.BooleanField(default=False)
+    is_behind_cdn = models.BooleanField(verbose_name=_("behind a CDN"), default=False)
+    is_ambiguous = models.BooleanField(verbose_name=_("ambiguous"), default=False)
     attribution_state = models.CharField(
-        max_length=20, choices=AttributionState.choices, default=AttributionState.PENDING
+        verbose_name=_("attribution"), max_length=20, choices=AttributionState.choices, default=AttributionState.PENDING
     )
-    next_attribution_at = models.DateTimeField(null=True, blank=True)
+    next_attribution_at = models.DateTimeField(verbose_name=_("next attribution attempt"), null=True, blank=True)
 
     # The measurement. Every value here can be recomputed from the notice's checks.
-    next_check_at = models.DateTimeField(null=True, blank=True)
-    lease_token = models.UUIDField(null=True, blank=True)
-    check_count = models.PositiveIntegerField(default=0)
-    last_checked_at = models.DateTimeField(null=True, blank=True)
-    last_online_at = models.DateTimeField(null=True, blank=True)
-    takedown_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(verbose_name=_("next check"), null=True, blank=True)
+    lease_token = models.UUIDField(verbose_name=_("lease token"), null=True, blank=True)
+    check_count = models.PositiveIntegerField(verbose_name=_("number of checks"), default=0)
+    last_checked_at = models.DateTimeField(verbose_name=_("last checked"), null=True, blank=True)
+    last_online_at = models.DateTimeField(verbose_name=_("last seen online"), null=True, blank=True)
+    takedown_at = models.DateTimeField(verbose_name=_("takedown"), null=True, blank=True)
     # The current streak of removed observations not yet confirmed, and of transient failures.
-    offline_since = models.DateTimeField(null=True, blank=True)
-    offline_streak = models.PositiveIntegerField(default=0)
-    unreachable_since = models.DateTimeField(null=True, blank=True)
-    unreachable_streak = models.PositiveIntegerField(default=0)
-    removal_mechanism = models.CharField(max_length=20, choices=RemovalMechanism.choices, blank=True)
-    is_displaced = models.BooleanField(default=False)
-    reappearance_count = models.PositiveIntegerField(default=0)
-    reappeared_at = models.DateTimeField(null=True, blank=True)
+    offline_since = models.DateTimeField(verbose_name=_("offline since"), null=True, blank=True)
+    offline_streak = models.PositiveIntegerField(verbose_name=_("offline streak"), default=0)
+    unreachable_since = models.DateTimeField(verbose_name=_("unreachable since"), null=True, blank=True)
+    unreachable_streak = models.PositiveIntegerField(verbose_name=_("unreachable streak"), default=0)
+    removal_mechanism = models.CharField(
+        verbose_name=_("removal mechanism"), max_length=20, choices=RemovalMechanism.choices, blank=True
+    )
+    is_displaced = models.BooleanField(verbose_name=_("displaced"), default=False)
+    reappearance_count = models.PositiveIntegerField(verbose_name=_("reappearances"), default=0)
+    reappeared_at = models.DateTimeField(verbose_name=_("reappeared"), null=True, blank=True)
 
     # The hoster's response (portal and hoster API).
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    reported_removed_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(verbose_name=_("acknowledged"), null=True, blank=True)
+    reported_removed_at = models.DateTimeField(verbose_name=_("reported removed by the hoster"), null=True, blank=True)
 
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(verbose_name=_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(verbose_name=_("updated"), auto_now=True)
 
     class Meta:
+        verbose_name = _("notice")
+        verbose_name_plural = _("notices")
         ordering = ["-received_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["source", "reference"], name="notice_unique_source_reference"),
@@ -294,11 +324,17 @@ class Role(models.TextChoices):
 class Membership(models.Model):
     """A user's role, and for hoster users the one hoster whose data they see."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
-    role = models.CharField(max_length=20, choices=Role.choices)
-    hoster = models.ForeignKey(Hoster, null=True, blank=True, on_delete=models.CASCADE, related_name="members")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="membership"
+    )
+    role = models.CharField(verbose_name=_("role"), max_length=20, choices=Role.choices)
+    hoster = models.ForeignKey(
+        Hoster, verbose_name=_("hoster"), null=True, blank=True, on_delete=models.CASCADE, related_name="members"
+    )
 
     class Meta:
+        verbose_name = _("user role")
+        verbose_name_plural = _("user roles")
         constraints = [
             models.CheckConstraint(
                 condition=(Q(role="hoster") & Q(hoster__isnull=False)) | (~Q(role="hoster") & Q(hoster__isnull=True)),
@@ -333,26 +369,43 @@ class Dispute(models.Model):
         UPHELD = "upheld", _("upheld: the analyst agrees")
         REJECTED = "rejected", _("rejected: the analyst disagrees")
 
-    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="disputes")
+    notice = models.ForeignKey(Notice, verbose_name=_("notice"), on_delete=models.PROTECT, related_name="disputes")
     # The hoster that raised it: the notice's hoster may change later (re-attribution).
-    hoster = models.ForeignKey(Hoster, on_delete=models.PROTECT, related_name="disputes")
+    hoster = models.ForeignKey(Hoster, verbose_name=_("hoster"), on_delete=models.PROTECT, related_name="disputes")
     raised_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("raised by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    reason = models.CharField(max_length=30, choices=Reason.choices)
+    reason = models.CharField(verbose_name=_("reason"), max_length=30, choices=Reason.choices)
     removed_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("for 'already removed': when the hoster says it removed the content")
+        verbose_name=_("removed according to the hoster"),
+        null=True,
+        blank=True,
+        help_text=_("for 'already removed': when the hoster says it removed the content"),
     )
-    text = models.TextField(blank=True, max_length=4000, help_text=_("the hoster's explanation"))
-    created_at = models.DateTimeField()
-    state = models.CharField(max_length=20, choices=State.choices, default=State.OPEN)
-    answer = models.TextField(blank=True, max_length=4000, help_text=_("shown to the hoster"))
+    text = models.TextField(
+        verbose_name=_("explanation"), blank=True, max_length=4000, help_text=_("the hoster's explanation")
+    )
+    created_at = models.DateTimeField(verbose_name=_("raised"))
+    state = models.CharField(verbose_name=_("state"), max_length=20, choices=State.choices, default=State.OPEN)
+    answer = models.TextField(verbose_name=_("answer"), blank=True, max_length=4000, help_text=_("shown to the hoster"))
     answered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("answered by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(verbose_name=_("answered"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("dispute")
+        verbose_name_plural = _("disputes")
         ordering = ["-created_at", "-id"]
         constraints = [
             # One open dispute per notice at a time; after the answer the hoster may dispute again.
@@ -403,26 +456,42 @@ class NoticeEmail(models.Model):
     # States the drain still works on; `due_at` is their schedule (claimed/sending: lease expiry).
     ACTIVE_STATES = (State.SCHEDULED, State.RETRY, State.CLAIMED, State.SENDING)
 
-    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="emails")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    seq = models.PositiveIntegerField(default=0, help_text=_("the deadline period of a repeat notice (1, 2, ...)"))
-    hoster = models.ForeignKey(
-        Hoster, null=True, blank=True, on_delete=models.PROTECT, related_name="notice_emails", db_index=False
+    notice = models.ForeignKey(Notice, verbose_name=_("notice"), on_delete=models.PROTECT, related_name="emails")
+    kind = models.CharField(verbose_name=_("kind"), max_length=20, choices=Kind.choices)
+    seq = models.PositiveIntegerField(
+        verbose_name=_("deadline period"), default=0, help_text=_("the deadline period of a repeat notice (1, 2, ...)")
     )
-    to_address = models.EmailField(blank=True)
-    message_id = models.CharField(max_length=255, blank=True)
-    state = models.CharField(max_length=20, choices=State.choices, default=State.SCHEDULED)
-    due_at = models.DateTimeField(null=True, blank=True)
-    claim_token = models.UUIDField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField()
-    sending_at = models.DateTimeField(null=True, blank=True, help_text=_("when the last attempt started"))
-    sent_at = models.DateTimeField(null=True, blank=True, help_text=_("when the mail server accepted it"))
-    last_error = models.CharField(max_length=500, blank=True)
+    hoster = models.ForeignKey(
+        Hoster,
+        verbose_name=_("hoster"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="notice_emails",
+        db_index=False,
+    )
+    to_address = models.EmailField(verbose_name=_("to"), blank=True)
+    message_id = models.CharField(verbose_name=_("Message-ID"), max_length=255, blank=True)
+    state = models.CharField(verbose_name=_("state"), max_length=20, choices=State.choices, default=State.SCHEDULED)
+    due_at = models.DateTimeField(verbose_name=_("due"), null=True, blank=True)
+    claim_token = models.UUIDField(verbose_name=_("claim token"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(verbose_name=_("attempts"), default=0)
+    created_at = models.DateTimeField(verbose_name=_("created"))
+    sending_at = models.DateTimeField(
+        verbose_name=_("sending started"), null=True, blank=True, help_text=_("when the last attempt started")
+    )
+    sent_at = models.DateTimeField(
+        verbose_name=_("accepted by the mail server"),
+        null=True,
+        blank=True,
+        help_text=_("when the mail server accepted it"),
+    )
+    last_error = models.CharField(verbose_name=_("last error"), max_length=500, blank=True)
 
     class Meta:
+        verbose_name = _("notice e-mail")
+        verbose_name_plural = _("notice e-mails")
         ordering = ["notice", "created_at", "id"]
-        verbose_name = "notice e-mail"
         constraints = [
             # Idempotence: one e-mail of each kind and period per notice, however often the drain runs.
             models.UniqueConstraint(fields=["notice", "kind", "seq"], name="notice_email_once"),
@@ -457,15 +526,24 @@ class DeliveryEvent(models.Model):
         UNCERTAIN = "uncertain", _("interrupted: acceptance unknown")
         BOUNCED = "bounced", _("bounced after acceptance")
 
-    email = models.ForeignKey(NoticeEmail, on_delete=models.PROTECT, related_name="events")
-    hoster = models.ForeignKey(Hoster, null=True, blank=True, on_delete=models.PROTECT, related_name="delivery_events")
-    at = models.DateTimeField()
-    outcome = models.CharField(max_length=20, choices=Outcome.choices)
-    to_address = models.EmailField(blank=True)
-    smtp_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    detail = models.CharField(max_length=500, blank=True)
+    email = models.ForeignKey(NoticeEmail, verbose_name=_("e-mail"), on_delete=models.PROTECT, related_name="events")
+    hoster = models.ForeignKey(
+        Hoster,
+        verbose_name=_("hoster"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="delivery_events",
+    )
+    at = models.DateTimeField(verbose_name=_("time"))
+    outcome = models.CharField(verbose_name=_("outcome"), max_length=20, choices=Outcome.choices)
+    to_address = models.EmailField(verbose_name=_("to"), blank=True)
+    smtp_code = models.PositiveSmallIntegerField(verbose_name=_("SMTP code"), null=True, blank=True)
+    detail = models.CharField(verbose_name=_("detail"), max_length=500, blank=True)
 
     class Meta:
+        verbose_name = _("delivery event")
+        verbose_name_plural = _("delivery events")
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["hoster", "at"], name="delivery_hoster_time")]
 
@@ -486,23 +564,36 @@ class AuditEvent(models.Model):
     by compliance.audit.AuditMiddleware, so no write escapes the trail.
     """
 
-    at = models.DateTimeField()
+    at = models.DateTimeField(verbose_name=_("time"))
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     # Kept as text too: the trail must still say who after a user is deleted.
-    actor_username = models.CharField(max_length=150, blank=True)
-    actor_role = models.CharField(max_length=20, blank=True)
-    action = models.CharField(max_length=50)
-    notice = models.ForeignKey(Notice, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    hoster = models.ForeignKey(Hoster, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    detail = models.JSONField(default=dict, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    method = models.CharField(max_length=10, blank=True)
-    path = models.CharField(max_length=500, blank=True, help_text=_("the request path, never its query string"))
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    actor_username = models.CharField(verbose_name=_("user name"), max_length=150, blank=True)
+    actor_role = models.CharField(verbose_name=_("role"), max_length=20, blank=True)
+    action = models.CharField(verbose_name=_("action"), max_length=50)
+    notice = models.ForeignKey(
+        Notice, verbose_name=_("notice"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    hoster = models.ForeignKey(
+        Hoster, verbose_name=_("hoster"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    detail = models.JSONField(verbose_name=_("detail"), default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(verbose_name=_("IP address"), null=True, blank=True)
+    method = models.CharField(verbose_name=_("method"), max_length=10, blank=True)
+    path = models.CharField(
+        verbose_name=_("path"), max_length=500, blank=True, help_text=_("the request path, never its query string")
+    )
+    status_code = models.PositiveSmallIntegerField(verbose_name=_("status code"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
         ordering = ["-at", "-id"]
         indexes = [
             models.Index(fields=["at"], name="audit_time"),

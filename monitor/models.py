@@ -56,24 +56,40 @@ class Check(AppendOnlyModel):
         HOSTER_CLAIM = "hoster_claim", _("hoster reported removal")
         ANALYST = "analyst", _("analyst")
 
-    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="checks")
-    checked_at = models.DateTimeField(help_text=_("when the request started"))
-    due_at = models.DateTimeField(null=True, blank=True, help_text=_("when the schedule wanted it"))
-    duration_ms = models.PositiveIntegerField(default=0)
-    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.SCHEDULE)
-    resolved_ip = models.GenericIPAddressField(null=True, blank=True)
-    outcome = models.CharField(max_length=20, choices=Outcome.choices)
-    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    error_kind = models.CharField(max_length=40, blank=True)
-    reason = models.CharField(max_length=40, blank=True, help_text=_("why the outcome was classified so"))
-    body_sha256 = models.CharField(max_length=64, blank=True, validators=[sha256_validator])
-    byte_count = models.PositiveBigIntegerField(default=0)
-    is_truncated = models.BooleanField(default=False, help_text=_("the body passed the byte cap"))
-    redirect_count = models.PositiveSmallIntegerField(default=0)
-    final_url = models.CharField(max_length=2048, blank=True, help_text=_("after redirects; empty if none"))
-    worker = models.CharField(max_length=100, blank=True, help_text=_("the monitor process that made it"))
+    notice = models.ForeignKey(Notice, verbose_name=_("notice"), on_delete=models.PROTECT, related_name="checks")
+    checked_at = models.DateTimeField(verbose_name=_("checked"), help_text=_("when the request started"))
+    due_at = models.DateTimeField(
+        verbose_name=_("due"), null=True, blank=True, help_text=_("when the schedule wanted it")
+    )
+    duration_ms = models.PositiveIntegerField(verbose_name=_("duration (ms)"), default=0)
+    trigger = models.CharField(
+        verbose_name=_("trigger"), max_length=20, choices=Trigger.choices, default=Trigger.SCHEDULE
+    )
+    resolved_ip = models.GenericIPAddressField(verbose_name=_("resolved IP address"), null=True, blank=True)
+    outcome = models.CharField(verbose_name=_("outcome"), max_length=20, choices=Outcome.choices)
+    http_status = models.PositiveSmallIntegerField(verbose_name=_("HTTP status"), null=True, blank=True)
+    error_kind = models.CharField(verbose_name=_("error"), max_length=40, blank=True)
+    reason = models.CharField(
+        verbose_name=_("reason"), max_length=40, blank=True, help_text=_("why the outcome was classified so")
+    )
+    body_sha256 = models.CharField(
+        verbose_name=_("body SHA-256"), max_length=64, blank=True, validators=[sha256_validator]
+    )
+    byte_count = models.PositiveBigIntegerField(verbose_name=_("bytes"), default=0)
+    is_truncated = models.BooleanField(
+        verbose_name=_("truncated"), default=False, help_text=_("the body passed the byte cap")
+    )
+    redirect_count = models.PositiveSmallIntegerField(verbose_name=_("redirects"), default=0)
+    final_url = models.CharField(
+        verbose_name=_("final URL"), max_length=2048, blank=True, help_text=_("after redirects; empty if none")
+    )
+    worker = models.CharField(
+        verbose_name=_("monitor process"), max_length=100, blank=True, help_text=_("the monitor process that made it")
+    )
 
     class Meta:
+        verbose_name = _("check")
+        verbose_name_plural = _("checks")
         ordering = ["notice", "checked_at", "id"]
         indexes = [
             models.Index(fields=["notice", "checked_at"], name="check_notice_time"),
@@ -93,34 +109,50 @@ class Attribution(AppendOnlyModel):
         HOTLINE = "hotline", _("given by the hotline")
         ANALYST = "analyst", _("analyst override")
 
-    notice = models.ForeignKey(Notice, on_delete=models.PROTECT, related_name="attributions")
-    created_at = models.DateTimeField()
-    method = models.CharField(max_length=20, choices=Method.choices)
-    hostname = models.CharField(max_length=253, blank=True)
-    cname_chain = models.JSONField(default=list, blank=True)
-    resolved_ips = models.JSONField(default=list, blank=True)
-    chosen_ip = models.GenericIPAddressField(null=True, blank=True)
-    asn = models.PositiveBigIntegerField(null=True, blank=True)
-    asns = models.JSONField(default=list, blank=True, help_text=_("all origin ASNs announced for the prefix"))
-    routed_prefix = models.CharField(max_length=50, blank=True)
-    as_name = models.CharField(max_length=200, blank=True)
-    as_country = models.CharField(max_length=2, blank=True)
-    registry = models.CharField(max_length=20, blank=True)
+    notice = models.ForeignKey(Notice, verbose_name=_("notice"), on_delete=models.PROTECT, related_name="attributions")
+    created_at = models.DateTimeField(verbose_name=_("created"))
+    method = models.CharField(verbose_name=_("method"), max_length=20, choices=Method.choices)
+    hostname = models.CharField(verbose_name=_("host name"), max_length=253, blank=True)
+    cname_chain = models.JSONField(verbose_name=_("CNAME chain"), default=list, blank=True)
+    resolved_ips = models.JSONField(verbose_name=_("resolved IP addresses"), default=list, blank=True)
+    chosen_ip = models.GenericIPAddressField(verbose_name=_("chosen IP address"), null=True, blank=True)
+    asn = models.PositiveBigIntegerField(verbose_name=_("ASN"), null=True, blank=True)
+    asns = models.JSONField(
+        verbose_name=_("ASNs"), default=list, blank=True, help_text=_("all origin ASNs announced for the prefix")
+    )
+    routed_prefix = models.CharField(verbose_name=_("routed prefix"), max_length=50, blank=True)
+    as_name = models.CharField(verbose_name=_("AS name"), max_length=200, blank=True)
+    as_country = models.CharField(verbose_name=_("AS country"), max_length=2, blank=True)
+    registry = models.CharField(verbose_name=_("registry"), max_length=20, blank=True)
     rdap = models.JSONField(
+        verbose_name=_("RDAP"),
         default=dict,
         blank=True,
         help_text=_("registered network: cidr, name, handle, parent_handle, abuse_emails"),
     )
-    candidates = models.JSONField(default=list, blank=True, help_text=_("per resolved IP: ASN, prefix, hoster"))
-    hoster = models.ForeignKey(Hoster, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    cdn = models.ForeignKey(Hoster, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    is_ambiguous = models.BooleanField(default=False)
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    candidates = models.JSONField(
+        verbose_name=_("candidates"), default=list, blank=True, help_text=_("per resolved IP: ASN, prefix, hoster")
     )
-    reason = models.TextField(blank=True)
+    hoster = models.ForeignKey(
+        Hoster, verbose_name=_("hoster"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    cdn = models.ForeignKey(
+        Hoster, verbose_name=_("CDN"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    is_ambiguous = models.BooleanField(verbose_name=_("ambiguous"), default=False)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("decided by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    reason = models.TextField(verbose_name=_("reason"), blank=True)
 
     class Meta:
+        verbose_name = _("attribution")
+        verbose_name_plural = _("attributions")
         ordering = ["notice", "created_at", "id"]
         indexes = [models.Index(fields=["notice", "created_at"], name="attribution_notice_time")]
 
@@ -135,22 +167,30 @@ class PlaceholderHash(models.Model):
     the bytes as served; analysts copy it from a check (`Check.body_sha256`), never from content.
     """
 
-    sha256 = models.CharField(max_length=64, validators=[sha256_validator])
+    sha256 = models.CharField(verbose_name=_("SHA-256"), max_length=64, validators=[sha256_validator])
     hoster = models.ForeignKey(
         Hoster,
+        verbose_name=_("hoster"),
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="placeholder_hashes",
         help_text=_("empty: a placeholder for every hoster"),
     )
-    description = models.CharField(max_length=200, blank=True)
+    description = models.CharField(verbose_name=_("description"), max_length=200, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(verbose_name=_("created"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("placeholder hash")
+        verbose_name_plural = _("placeholder hashes")
         ordering = ["hoster__name", "sha256"]
         constraints = [
             models.UniqueConstraint(fields=["sha256", "hoster"], name="placeholder_unique_per_hoster"),
@@ -181,21 +221,23 @@ class RdapRecord(AppendOnlyModel):
         FOUND = "found", _("registered network found")
         NOT_APPLICABLE = "not_applicable", _("not a registered public address")
 
-    ip = models.GenericIPAddressField()
-    looked_up_at = models.DateTimeField()
-    registry = models.CharField(max_length=20, blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices)
+    ip = models.GenericIPAddressField(verbose_name=_("IP address"))
+    looked_up_at = models.DateTimeField(verbose_name=_("looked up"))
+    registry = models.CharField(verbose_name=_("registry"), max_length=20, blank=True)
+    status = models.CharField(verbose_name=_("status"), max_length=20, choices=Status.choices)
     network = models.JSONField(
+        verbose_name=_("network"),
         default=dict,
         blank=True,
         help_text=_("cidr, name, handle, parent_handle, country, abuse_emails, abuse_source"),
     )
-    url = models.CharField(max_length=500, blank=True, help_text=_("the RDAP request made"))
+    url = models.CharField(verbose_name=_("URL"), max_length=500, blank=True, help_text=_("the RDAP request made"))
 
     class Meta:
+        verbose_name = _("RDAP record")
+        verbose_name_plural = _("RDAP records")
         ordering = ["ip", "looked_up_at", "id"]
         indexes = [models.Index(fields=["ip", "looked_up_at"], name="rdap_record_ip_time")]
-        verbose_name = "RDAP record"
 
     def __str__(self) -> str:
         return f"RDAP {self.ip} at {self.looked_up_at:%Y-%m-%d %H:%M}"
@@ -204,19 +246,19 @@ class RdapRecord(AppendOnlyModel):
 class RdapQueue(models.Model):
     """Addresses waiting for an RDAP lookup (work, not evidence: a row goes when it is done)."""
 
-    ip = models.GenericIPAddressField(unique=True)
-    registry = models.CharField(max_length=20, blank=True)
-    next_attempt_at = models.DateTimeField()
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField()
+    ip = models.GenericIPAddressField(verbose_name=_("IP address"), unique=True)
+    registry = models.CharField(verbose_name=_("registry"), max_length=20, blank=True)
+    next_attempt_at = models.DateTimeField(verbose_name=_("next attempt"))
+    attempts = models.PositiveIntegerField(verbose_name=_("attempts"), default=0)
+    last_error = models.TextField(verbose_name=_("last error"), blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created"))
 
     class Meta:
+        verbose_name = _("RDAP queue entry")
+        verbose_name_plural = _("RDAP queue")
         ordering = ["next_attempt_at", "id"]
         # runmonitor's rdap drain: which addresses are due now.
         indexes = [models.Index(fields=["next_attempt_at"], name="rdap_queue_due")]
-        verbose_name = "RDAP queue entry"
-        verbose_name_plural = "RDAP queue"
 
     def __str__(self) -> str:
         return f"RDAP queue {self.ip}"

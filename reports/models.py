@@ -15,18 +15,22 @@ from compliance.models import Hoster
 
 
 class Rollup(models.Model):
-    key = models.CharField(max_length=40, unique=True, help_text=_("period key, e.g. 365d, 2026, 2026-03"))
-    start = models.DateTimeField(null=True, blank=True)
-    end = models.DateTimeField(null=True, blank=True)
-    computed_at = models.DateTimeField()
-    compute_ms = models.PositiveIntegerField(default=0)
-    methodology_version = models.CharField(max_length=20)
+    key = models.CharField(
+        verbose_name=_("period key"), max_length=40, unique=True, help_text=_("period key, e.g. 365d, 2026, 2026-03")
+    )
+    start = models.DateTimeField(verbose_name=_("start"), null=True, blank=True)
+    end = models.DateTimeField(verbose_name=_("end"), null=True, blank=True)
+    computed_at = models.DateTimeField(verbose_name=_("computed"))
+    compute_ms = models.PositiveIntegerField(verbose_name=_("computation time (ms)"), default=0)
+    methodology_version = models.CharField(verbose_name=_("methodology version"), max_length=20)
     # reports.scorecards.HosterMetrics as JSON: all notices, and the unattributed ones.
-    national = models.JSONField()
-    unattributed = models.JSONField(null=True, blank=True)
-    national_charts = models.JSONField(default=dict)
+    national = models.JSONField(verbose_name=_("national figures"))
+    unattributed = models.JSONField(verbose_name=_("figures of unattributed notices"), null=True, blank=True)
+    national_charts = models.JSONField(verbose_name=_("national charts"), default=dict)
 
     class Meta:
+        verbose_name = _("rollup")
+        verbose_name_plural = _("rollups")
         ordering = ["key"]
 
     def __str__(self) -> str:
@@ -34,12 +38,16 @@ class Rollup(models.Model):
 
 
 class RollupRow(models.Model):
-    rollup = models.ForeignKey(Rollup, on_delete=models.CASCADE, related_name="rows")
-    hoster = models.ForeignKey(Hoster, on_delete=models.CASCADE, related_name="+")
-    metrics = models.JSONField()
-    charts = models.JSONField(default=dict, help_text=_("survival curve points and takedown-time histogram"))
+    rollup = models.ForeignKey(Rollup, verbose_name=_("rollup"), on_delete=models.CASCADE, related_name="rows")
+    hoster = models.ForeignKey(Hoster, verbose_name=_("hoster"), on_delete=models.CASCADE, related_name="+")
+    metrics = models.JSONField(verbose_name=_("figures"))
+    charts = models.JSONField(
+        verbose_name=_("charts"), default=dict, help_text=_("survival curve points and takedown-time histogram")
+    )
 
     class Meta:
+        verbose_name = _("rollup row")
+        verbose_name_plural = _("rollup rows")
         constraints = [models.UniqueConstraint(fields=["rollup", "hoster"], name="rollup_row_unique_hoster")]
 
     def __str__(self) -> str:
