@@ -34,14 +34,19 @@ class HosterAdmin(admin.ModelAdmin):
 class NoticeAddForm(forms.ModelForm):
     """Validates with the intake rules (URL normalisation, notified_at with offset, ...)."""
 
-    url = forms.CharField(max_length=4096, widget=forms.TextInput(attrs={"size": 100}), strip=False)
+    # Declared fields take no label from the model: each names its own.
+    url = forms.CharField(label=_("URL"), max_length=4096, widget=forms.TextInput(attrs={"size": 100}), strip=False)
     notified_at = forms.CharField(
-        required=False, help_text=_("ISO 8601 with UTC offset, e.g. 2024-05-01T09:30:00+02:00; empty: now")
+        label=_("notified"),
+        required=False,
+        help_text=_("ISO 8601 with UTC offset, e.g. 2024-05-01T09:30:00+02:00; empty: now"),
     )
     hoster_slug = forms.ModelChoiceField(
         Hoster.objects.all(), required=False, to_field_name="slug", label=_("hoster (if known)")
     )
-    deadline_s = forms.IntegerField(required=False, min_value=1, help_text=_("empty: the default deadline"))
+    deadline_s = forms.IntegerField(
+        label=_("deadline (seconds)"), required=False, min_value=1, help_text=_("empty: the default deadline")
+    )
 
     class Meta:
         model = Notice
@@ -124,14 +129,11 @@ class NoticeAdmin(admin.ModelAdmin):
         )
         form.instance = notice
         obj.pk = notice.pk
-        if outcome != "created":
+        if outcome == "repeat":
+            self.message_user(request, _("Recorded as a repeat of notice %(id)s.") % {"id": notice.repeat_of_id})
+        elif outcome == "duplicate":
             self.message_user(
-                request,
-                _("Recorded as %(outcome)s of notice %(id)s.")
-                % {
-                    "outcome": outcome,
-                    "id": notice.repeat_of_id or notice.pk,
-                },
+                request, _("Not recorded again: notice %(id)s has the same source and reference.") % {"id": notice.pk}
             )
 
     def save_related(self, request, form, formsets, change):

@@ -15,7 +15,16 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
+
+
+def local_datetime(moment: datetime) -> str:
+    """A moment as people read it in names (admin titles, choices): the language's short format, in
+    Europe/Amsterdam."""
+    return date_format(timezone.localtime(moment), "SHORT_DATETIME_FORMAT")
+
 
 sha256_validator = RegexValidator(r"^[0-9a-f]{64}$", _("a SHA-256 is 64 lower-case hexadecimal characters"))
 
@@ -260,7 +269,7 @@ class Notice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"notice {self.pk} ({self.host})"
+        return _("notice %(id)s (%(host)s)") % {"id": self.pk, "host": self.host}
 
     def save(self, *args, **kwargs):
         self.deadline_at = self.compute_deadline_at()
@@ -343,7 +352,7 @@ class Membership(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} ({self.role})"
+        return f"{self.user} ({self.get_role_display()})"
 
 
 # --- The hosters' response, notices by e-mail, and the audit trail (issue 6: portal) -------------
@@ -421,7 +430,11 @@ class Dispute(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"dispute {self.pk} of notice {self.notice_id} ({self.get_reason_display()})"
+        return _("dispute %(id)s of notice %(notice)s (%(reason)s)") % {
+            "id": self.pk,
+            "notice": self.notice_id,
+            "reason": self.get_reason_display(),
+        }
 
     @property
     def is_open(self) -> bool:
@@ -509,7 +522,12 @@ class NoticeEmail(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} e-mail of notice {self.notice_id} ({self.state})"
+        return _("e-mail %(id)s of notice %(notice)s: %(kind)s, %(state)s") % {
+            "id": self.pk,
+            "notice": self.notice_id,
+            "kind": self.get_kind_display(),
+            "state": self.get_state_display(),
+        }
 
 
 class DeliveryEvent(models.Model):
@@ -548,7 +566,7 @@ class DeliveryEvent(models.Model):
         indexes = [models.Index(fields=["hoster", "at"], name="delivery_hoster_time")]
 
     def __str__(self) -> str:
-        return f"{self.outcome} ({self.to_address})"
+        return f"{self.get_outcome_display()} ({self.to_address})"
 
     def save(self, *args, **kwargs):
         if not self._state.adding:
@@ -602,7 +620,7 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_username or '-'} {self.action}"
+        return f"{local_datetime(self.at)} {self.actor_username or '-'} {self.action}"
 
     def save(self, *args, **kwargs):
         if not self._state.adding:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from compliance.models import Hoster, Notice, sha256_validator
+from compliance.models import Hoster, Notice, local_datetime, sha256_validator
 
 
 class AppendOnlyError(Exception):
@@ -98,7 +98,11 @@ class Check(AppendOnlyModel):
         ]
 
     def __str__(self) -> str:
-        return f"check {self.pk} of notice {self.notice_id}: {self.outcome}"
+        return _("check %(id)s of notice %(notice)s: %(outcome)s") % {
+            "id": self.pk,
+            "notice": self.notice_id,
+            "outcome": self.get_outcome_display(),
+        }
 
 
 class Attribution(AppendOnlyModel):
@@ -157,7 +161,7 @@ class Attribution(AppendOnlyModel):
         indexes = [models.Index(fields=["notice", "created_at"], name="attribution_notice_time")]
 
     def __str__(self) -> str:
-        return f"attribution {self.pk} of notice {self.notice_id}"
+        return _("attribution %(id)s of notice %(notice)s") % {"id": self.pk, "notice": self.notice_id}
 
 
 class PlaceholderHash(models.Model):
@@ -200,7 +204,10 @@ class PlaceholderHash(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"placeholder {self.sha256[:12]}… ({self.hoster or _('all hosters')})"
+        return _("placeholder %(sha256)s… (%(hoster)s)") % {
+            "sha256": self.sha256[:12],
+            "hoster": self.hoster or _("all hosters"),
+        }
 
     def save(self, *args, **kwargs):
         self.sha256 = self.sha256.strip().lower()
@@ -240,7 +247,7 @@ class RdapRecord(AppendOnlyModel):
         indexes = [models.Index(fields=["ip", "looked_up_at"], name="rdap_record_ip_time")]
 
     def __str__(self) -> str:
-        return f"RDAP {self.ip} at {self.looked_up_at:%Y-%m-%d %H:%M}"
+        return _("RDAP of %(ip)s at %(at)s") % {"ip": self.ip, "at": local_datetime(self.looked_up_at)}
 
 
 class RdapQueue(models.Model):
@@ -261,4 +268,4 @@ class RdapQueue(models.Model):
         indexes = [models.Index(fields=["next_attempt_at"], name="rdap_queue_due")]
 
     def __str__(self) -> str:
-        return f"RDAP queue {self.ip}"
+        return _("RDAP queue: %(ip)s") % {"ip": self.ip}

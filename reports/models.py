@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from compliance.models import Hoster
+from compliance.models import Hoster, local_datetime
 
 
 class Rollup(models.Model):
@@ -34,7 +34,7 @@ class Rollup(models.Model):
         ordering = ["key"]
 
     def __str__(self) -> str:
-        return f"rollup {self.key} at {self.computed_at:%Y-%m-%d %H:%M}"
+        return _("rollup %(key)s at %(at)s") % {"key": self.key, "at": local_datetime(self.computed_at)}
 
 
 class RollupRow(models.Model):
