@@ -212,6 +212,9 @@ LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
 if LANGUAGE_CODE not in dict(LANGUAGES):
     raise ImproperlyConfigured(f"LANGUAGE_CODE must be one of {', '.join(dict(LANGUAGES))}, not {LANGUAGE_CODE!r}")
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Dates and times follow the language (config/formats/: 24-hour clock, day before month, seconds on
+# detail pages); always in TIME_ZONE. Machine-readable values (API, exports, data attributes) stay ISO 8601.
+FORMAT_MODULE_PATH = ["config.formats"]
 
 # --- Static files -------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 ROLLING_DAYS = {"30d": 30, "90d": 90, "365d": 365}
@@ -120,8 +121,10 @@ def custom(start: datetime | None, end: datetime | None) -> Period:
     if start and end and end <= start:
         raise PeriodError("to must be after from")
     local = local_tz()
-    parts = [start.astimezone(local).strftime("%Y-%m-%d %H:%M") if start else "…"]
-    parts.append(end.astimezone(local).strftime("%Y-%m-%d %H:%M") if end else "…")
+    # The label is read by people: in the active language's format (the bounds stay ISO in URLs).
+    parts = [
+        date_format(moment.astimezone(local), "SHORT_DATETIME_FORMAT") if moment else "…" for moment in (start, end)
+    ]
     return Period("custom", start, end, " – ".join(parts))
 
 

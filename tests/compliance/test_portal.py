@@ -85,9 +85,13 @@ def test_the_deadline_is_shown_in_amsterdam_time(pat, prompt_hoster):
     Notice.objects.filter(pk=notice.pk).update(
         notified_at=datetime(2026, 7, 1, 10, 0, tzinfo=UTC), deadline_at=datetime(2026, 7, 2, 10, 0, tzinfo=UTC)
     )
-    html = pat.get(f"/portal/notices/{notice.pk}/").content.decode()
-    assert "2026-07-01 12:00:00" in html  # CEST = UTC+2
-    assert "2026-07-02 12:00:00" in html
+    html = pat.get(f"/portal/notices/{notice.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "1 Jul 2026, 12:00:00" in html  # CEST = UTC+2
+    assert "2 Jul 2026, 12:00:00" in html
+    dutch = pat.get(f"/portal/notices/{notice.pk}/", HTTP_ACCEPT_LANGUAGE="nl").content.decode()
+    assert "1 juli 2026 12:00:00" in dutch and "2 juli 2026 12:00:00" in dutch
+    assert "2026-07-01" not in html + dutch  # no ISO dates in the text; data-deadline keeps the offset
+    assert 'data-deadline="2026-07-02T10:00:00+00:00"' in html
 
 
 def test_the_notice_page_shows_the_check_history_without_content(pat, notices):
