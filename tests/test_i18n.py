@@ -21,6 +21,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
+from django.utils.text import capfirst
+from django.utils.translation import override
 
 ROOT = Path(settings.BASE_DIR)
 PO = ROOT / "locale" / "nl" / "LC_MESSAGES" / "django.po"
@@ -350,3 +352,104 @@ def test_language_code_is_english_or_dutch_only(monkeypatch):
         env={"PATH": "/usr/bin:/bin", "LANGUAGE_CODE": "de", "DEBUG": "on"},
     )
     assert result.returncode != 0 and "LANGUAGE_CODE must be one of en, nl" in result.stderr
+
+
+# --- The admin (the analysts' workbench) ----------------------------------------------------------
+
+
+@pytest.fixture
+def admin_notice(prompt_hoster):
+    """A taken-down notice with a check and an attribution: every inline of the change form filled."""
+    from compliance.models import Notice
+    from monitor.models import Attribution, Check
+
+    notified = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # 10:30 in Amsterdam (CET)
+    notice = Notice.objects.create(
+        url="http://files.prompt-hosting.test/img/1.jpg",
+        scheme="http",
+        host="files.prompt-hosting.test",
+        path="/img/1.jpg",
+        received_at=notified,
+        notified_at=notified,
+        deadline_s=86400,
+        hoster=prompt_hoster,
+        hoster_source="hotline",
+        attribution_state="done",
+        status="removed",
+        last_online_at=notified + timedelta(hours=1),
+        takedown_at=notified + timedelta(hours=2),
+        removal_mechanism="file_gone",
+    )
+    Check.objects.create(
+        notice=notice, checked_at=notified + timedelta(hours=2), outcome="removed", http_status=404, reason="http_404"
+    )
+    Attribution.objects.create(notice=notice, created_at=notified, method="hotline", hoster=prompt_hoster)
+    return notice
+
+
+def _labels(model, language: str) -> dict[str, str]:
+    with override(language):
+        return {f.name: str(capfirst(f.verbose_name)) for f in model._meta.fields}
+
+
+@pytest.mark.django_db
+def test_the_notice_admin_reads_in_dutch_for_an_analyst(analyst, admin_notice, catalog):
+    """Column headers, filters, field labels, inline headers and dates of the notice admin follow the
+    language (the labels are the models' verbose names); no English label is left."""
+    from compliance.models import Notice
+    from monitor.models import Check
+
+    client = Client()
+    client.force_login(analyst)
+    pages = {
+        "changelist": _get(client, "/admin/compliance/notice/", "nl"),
+        "change": _get(client, f"/admin/compliance/notice/{admin_notice.pk}/change/", "nl"),
+    }
+    english, dutch = _labels(Notice, "en"), _labels(Notice, "nl")
+    nodes = {name: {n.rstrip(":") for n in text_nodes(html)} for name, html in pages.items()}
+
+    # The change list: column headers and filter titles are Dutch.
+    headers = {"Hostnaam", "Hoster", "Status", "Gemeld", "Termijn", "Verwijdering", "Achter een CDN", "Bron"}
+    assert headers <= nodes["changelist"]
+    assert {"Op toewijzing", "Op wijze van verwijdering", "Op achter een CDN"} <= nodes["changelist"]  # filters
+    assert "Meldingen" in nodes["changelist"]  # the model's plural
+    # The change form: every field's label, and the check inline's column headers.
+    shown = {name for name in dutch if name != "id"}
+    assert {dutch[name] for name in shown} <= nodes["change"]
+    assert {_labels(Check, "nl")[name] for name in ("checked_at", "outcome", "http_status")} <= nodes["change"]
+    assert f"melding {admin_notice.pk} (files.prompt-hosting.test)" in nodes["change"]  # the notice's name
+    # No English label anywhere, and no English message of our catalog.
+    translated = {english[name] for name in english if english[name] != dutch[name]}
+    assert len(translated) > 30
+    probes = english_probes(catalog)
+    for name, html in pages.items():
+        assert nodes[name] & translated == set(), name
+        assert [s for s, p in probes.items() if p.search(visible_text(html))] == [], name
+    # Dates in Dutch, in Europe/Amsterdam; the English page has its own format.
+    assert "2 maart 2026 10:30:00" in nodes["change"]
+    english_page = _get(client, f"/admin/compliance/notice/{admin_notice.pk}/change/", "en")
+    assert "Last seen online:" in english_page and "2 Mar 2026, 11:30:00" in english_page
+
+
+@pytest.mark.django_db
+def test_every_admin_change_list_names_its_columns_and_filters_in_dutch(analyst, admin_notice):
+    """Every model of the project's apps in the admin: its name and column headers are Dutch, and
+    no English verbose name of its fields is left on the page."""
+    from django.contrib import admin
+
+    client = Client()
+    client.force_login(analyst)
+    checked = []
+    for model in admin.site._registry:
+        if model._meta.app_label not in ("compliance", "monitor", "reports"):
+            continue
+        opts = model._meta
+        html = _get(client, f"/admin/{opts.app_label}/{opts.model_name}/", "nl")
+        nodes = {n.rstrip(":") for n in text_nodes(html)}
+        english, dutch = _labels(model, "en"), _labels(model, "nl")
+        translated = {english[name] for name in english if english[name] != dutch[name]}
+        assert nodes & translated == set(), opts.label
+        with override("nl"):
+            assert capfirst(opts.verbose_name_plural) in nodes, opts.label
+        checked.append(opts.label)
+    assert len(checked) >= 10
