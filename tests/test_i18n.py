@@ -21,7 +21,9 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
+from django.utils.formats import date_format
 from django.utils.text import capfirst
+from django.utils.timezone import localtime
 from django.utils.translation import override
 
 ROOT = Path(settings.BASE_DIR)
@@ -169,6 +171,9 @@ def english_words(catalog: list[dict]) -> set[str]:
     } - LANGUAGE_NAMES
 
 
+# An ISO 8601 date in a page's visible text: a date not formatted for the reader's language.
+ISO_DATE = re.compile(r"(?<![\w/.-])\d{4}-\d{2}-\d{2}(?![\w/.-])")
+
 # The language switch names each language in its own language ("English", "Nederlands").
 LANGUAGE_NAMES = {"English", "Dutch"}
 
@@ -267,6 +272,7 @@ def test_every_page_reads_in_dutch_for_every_role(demo_data, catalog):
             text = visible_text(html)
             found = sorted(source for source, probe in probes.items() if probe.search(text))
             found += sorted(text_nodes(html) & words)
+            found += ISO_DATE.findall(text)  # dates read as Dutch dates; ISO stays in data only
             if found:
                 leftovers[f"{role} {path}"] = found
     anonymous = visible_text(_get(Client(), "/accounts/login/", "nl"))
@@ -296,8 +302,15 @@ def test_dutch_pages_format_numbers_and_dates_the_dutch_way(demo_data):
     assert not re.search(r"\b\d{1,3}\.\d%", text)
     assert re.search(r"\b\d+,\d u\b", text)  # 2,1 u (hours)
     assert "Europe/Amsterdam" in text
+    assert re.search(r"cijfers van \d{1,2}-\d{1,2}-\d{4} \d{2}:\d{2}\b", text)  # 22-11-2026 14:24
     english = visible_text(_get(client, "/scorecards/", "en"))
     assert re.search(r"\b\d{1,3}\.\d%", english) and re.search(r"\b\d+\.\d h\b", english)
+    assert re.search(r"figures as of \d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2}\b", english)  # 22 Nov 2026, 14:24
+    notice = demo_data["notice"]
+    dutch_notice = visible_text(_get(client, f"/scorecards/notices/{notice.pk}/", "nl"))
+    with override("nl"):
+        assert date_format(localtime(notice.notified_at), "j F Y H:i:s") in dutch_notice  # 6 oktober 2026 07:24:14
+    assert not ISO_DATE.search(dutch_notice + english)
 
 
 def test_the_language_switch_offers_english_and_dutch(client):
