@@ -47,3 +47,22 @@ def test_a_scorecard_fits_a_phone(market, prompt_user, live_server, browser):
     width = page.evaluate("document.querySelector('#survival-chart .main-svg').getBoundingClientRect().width")
     assert 200 < width <= 390
     assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+
+
+@pytest.mark.browser
+def test_pages_run_under_the_content_security_policy(market, analyst, live_server, browser):
+    """Charts, the language switch, the API docs and the admin work with the policy in force, and
+    the browser reports no violation of it."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    violations = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    log_in(page, live_server, "alice", "/scorecards/slow/")
+    page.wait_for_selector("#survival-chart .main-svg", timeout=15000)
+    page.select_option("select[name=language]", "nl")  # the switch's script carries the nonce
+    page.wait_for_selector("html[lang=nl]", timeout=15000)
+    page.wait_for_selector("#survival-chart .main-svg", timeout=15000)
+    page.goto(f"{live_server.url}/api/docs/")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=15000)
+    page.goto(f"{live_server.url}/admin/compliance/notice/")
+    page.wait_for_selector("#result_list", timeout=15000)
+    assert violations == []
