@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -136,7 +137,7 @@ class RdapQueueAdmin(ReadOnlyAdmin):
 
 class AttributionOverrideForm(forms.Form):
     hoster = forms.ModelChoiceField(
-        Hoster.objects.filter(kind=Hoster.Kind.HOSTER), to_field_name="slug", label=_("origin hoster")
+        Hoster.objects.filter(kind=Hoster.Kind.HOSTER), to_field_name="slug", label=capfirst(_("origin hoster"))
     )
     cdn = forms.ModelChoiceField(
         Hoster.objects.filter(kind=Hoster.Kind.CDN),
@@ -144,7 +145,7 @@ class AttributionOverrideForm(forms.Form):
         required=False,
         label=_("CDN in front (if any)"),
     )
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), label=_("why"))
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), label=capfirst(_("why")))
 
 
 @admin.action(description=_("Set the origin hoster / CDN of the selected notices…"))

@@ -417,6 +417,8 @@ def test_the_notice_admin_reads_in_dutch_for_an_analyst(analyst, admin_notice, c
     pages = {
         "changelist": _get(client, "/admin/compliance/notice/", "nl"),
         "change": _get(client, f"/admin/compliance/notice/{admin_notice.pk}/change/", "nl"),
+        "add": _get(client, "/admin/compliance/notice/add/", "nl"),
+        "index": _get(client, "/admin/", "nl"),
     }
     english, dutch = _labels(Notice, "en"), _labels(Notice, "nl")
     nodes = {name: {n.rstrip(":") for n in text_nodes(html)} for name, html in pages.items()}
@@ -431,6 +433,9 @@ def test_the_notice_admin_reads_in_dutch_for_an_analyst(analyst, admin_notice, c
     assert {dutch[name] for name in shown} <= nodes["change"]
     assert {_labels(Check, "nl")[name] for name in ("checked_at", "outcome", "http_status")} <= nodes["change"]
     assert f"melding {admin_notice.pk} (files.prompt-hosting.test)" in nodes["change"]  # the notice's name
+    # The add form's own fields, and the headers Django's Dutch catalog lacks (ours supplies them).
+    assert {"URL", "Gemeld", "Hoster (indien bekend)", "Termijn (seconden)", "Kenmerk", "Bron"} <= nodes["add"]
+    assert "Modelnaam" in nodes["index"] and not {"Model name", "Add link"} & nodes["index"]
     # No English label anywhere, and no English message of our catalog.
     translated = {english[name] for name in english if english[name] != dutch[name]}
     assert len(translated) > 30
