@@ -96,7 +96,7 @@ def resolve(key: str | None, now: datetime) -> Period:
         if not (1990 <= year <= 2999 and 1 <= month <= 12):
             raise PeriodError(f"no such month: {key}")
         start = month_start(year, month)
-        return Period(key, start, next_month(start), key)
+        return Period(key, start, next_month(start), date_format(start, "YEAR_MONTH_FORMAT"))  # maart 2026
     raise PeriodError(f"unknown period {key!r}: use 30d, 90d, 365d, all, a year (2025) or a month (2025-03)")
 
 

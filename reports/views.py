@@ -85,7 +85,7 @@ def period_choices(now: datetime) -> list[tuple[str, str]]:
     choices = [(k, periods.resolve(k, now).label) for k in periods.ROLLING_DAYS]
     choices.append(("all", periods.resolve("all", now).label))
     choices += [(str(y), str(y)) for y in (local.year, local.year - 1)]
-    choices += [(k, k) for k in reversed(periods.last_months(now, rollups.MONTHS_KEPT))]
+    choices += [(k, periods.resolve(k, now).label) for k in reversed(periods.last_months(now, rollups.MONTHS_KEPT))]
     return choices
 
 

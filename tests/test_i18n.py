@@ -303,6 +303,11 @@ def test_dutch_pages_format_numbers_and_dates_the_dutch_way(demo_data):
     assert re.search(r"\b\d+,\d u\b", text)  # 2,1 u (hours)
     assert "Europe/Amsterdam" in text
     assert re.search(r"cijfers van \d{1,2}-\d{1,2}-\d{4} \d{2}:\d{2}\b", text)  # 22-11-2026 14:24
+    months = "januari|februari|maart|april|mei|juni|juli|augustus|september|oktober|november|december"
+    assert re.search(rf"\b({months}) \d{{4}}\b", text)  # national totals per month: november 2026
+    assert not re.search(r"(?<![\w/=.-])\d{4}-\d{2}(?![\w/.-])", text)  # no month keys (2026-11) in the text
+    month = visible_text(_get(client, "/scorecards/?period=2026-03", "nl"))
+    assert "maart 2026 · meldingen naar tijdstip van melden" in month
     english = visible_text(_get(client, "/scorecards/", "en"))
     assert re.search(r"\b\d{1,3}\.\d%", english) and re.search(r"\b\d+\.\d h\b", english)
     assert re.search(r"figures as of \d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2}\b", english)  # 22 Nov 2026, 14:24

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from django import template
-from django.utils.formats import get_format
+from django.utils.formats import date_format, get_format
 from django.utils.translation import gettext as _
 
 register = template.Library()
@@ -13,6 +15,17 @@ def localize_number(text: str) -> str:
     """A number formatted in Python (`f"{x:.1f}"`) with the active language's decimal separator
     (Dutch: 2,5 u; 98,9%). Django localizes numbers it renders itself; these are pre-formatted."""
     return text.replace(".", get_format("DECIMAL_SEPARATOR"))
+
+
+@register.filter
+def month_label(key: str) -> str:
+    """A month's period key as the reader's language names the month: '2026-03' -> 'March 2026',
+    'maart 2026'. The key itself stays in links (`?period=2026-03`)."""
+    try:
+        year, month = (int(part) for part in str(key).split("-"))
+        return date_format(date(year, month, 1), "YEAR_MONTH_FORMAT")
+    except ValueError:
+        return str(key)
 
 
 @register.filter
