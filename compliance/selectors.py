@@ -7,8 +7,12 @@ own hoster's notices; an object outside the queryset is a 404, never a 403 with 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from django.db.models import QuerySet
 
+from compliance import rules
 from compliance.models import AuditEvent, DeliveryEvent, Dispute, Hoster, Notice, NoticeEmail, Role
 
 
@@ -209,3 +213,61 @@ def delivery_problems_of(hoster_id: int, *, limit: int = 5) -> list:
 def audit_events_visible_to(user) -> QuerySet:
     """The audit trail is for analysts."""
     return AuditEvent.objects.all() if role_of(user) == Role.ANALYST else AuditEvent.objects.none()
+
+
+# --- Measurements are evidence: the stored timing of every notice is the replay of its checks ----
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    notice_id: int
+    field: str
+    stored: object
+    replayed: object
+
+
+def _replayed(notice: dict, checks: list[tuple], rule_set) -> rules.Timing:
+    """The timing the notice's checks give. A reappearance the monitor could not reopen (another
+    notice measured the URL by then: `can_reopen=False`) leaves the notice removed; a stored state
+    that only that reading explains is consistent."""
+    stored = rules.Timing.of(notice)
+    replayed = rules.replay(checks, deadline_s=notice["deadline_s"], rules=rule_set)
+    if replayed != stored and stored.reappearance_count:
+        blocked = rules.replay(checks, deadline_s=notice["deadline_s"], rules=rule_set, can_reopen=False)
+        if blocked == stored:
+            return blocked
+    return replayed
+
+
+def measurement_discrepancies(notices: QuerySet[Notice], *, batch: int = 2000) -> Iterator[Discrepancy | int]:
+    """Replay every measured notice's checks (compliance.rules.replay, the rules of the settings)
+    and compare with its stored timing fields. Yields the number of notices verified after each
+    batch, and a Discrepancy per field that differs.
+
+    Read without locks while the monitor writes: the monitor writes a check and its effect on the
+    notice in one transaction, so the checks up to the notice's `last_checked_at` as read are
+    exactly those applied to it; a newer check committed meanwhile is left out, not judged."""
+    from monitor.models import Check
+
+    rule_set = rules.Rules.from_settings()
+    fields = ("id", "deadline_s", *rules.Timing.FIELDS)
+    measured = notices.exclude(status__in=UNMEASURED_STATUSES).order_by("id")
+    last_id = 0
+    while True:
+        rows = list(measured.filter(id__gt=last_id).values(*fields)[:batch])
+        if not rows:
+            return
+        last_id = rows[-1]["id"]
+        checks: dict[int, list[tuple]] = {r["id"]: [] for r in rows}
+        applied_until = {r["id"]: r["last_checked_at"] for r in rows}
+        found = Check.objects.filter(notice_id__in=list(checks)).order_by("notice_id", "checked_at", "id")
+        for notice_id, at, outcome, reason in found.values_list("notice_id", "checked_at", "outcome", "reason"):
+            until = applied_until[notice_id]
+            if until is not None and at <= until:
+                checks[notice_id].append((at, outcome, reason))
+        for notice in rows:
+            stored, replayed = rules.Timing.of(notice), _replayed(notice, checks[notice["id"]], rule_set)
+            for name in rules.Timing.FIELDS:
+                if getattr(stored, name) != getattr(replayed, name):
+                    yield Discrepancy(notice["id"], name, getattr(stored, name), getattr(replayed, name))
+        yield len(rows)

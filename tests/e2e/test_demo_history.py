@@ -4,6 +4,8 @@ on serving each item the way its history ended."""
 
 from __future__ import annotations
 
+import io
+import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -112,6 +114,11 @@ def test_loading_writes_notices_checks_and_evidence(small_history):
     notice = Notice.objects.filter(status="removed").order_by("id").first()
     checks = list(notice.checks.order_by("checked_at").values_list("checked_at", "outcome", "reason"))
     assert rules.replay(checks, deadline_s=notice.deadline_s) == rules.Timing.of(notice)
+    # And so every loaded notice (verify_measurements replays them all from the database).
+    out = io.StringIO()
+    call_command("verify_measurements", stdout=out)
+    summary = json.loads(out.getvalue().splitlines()[-1])
+    assert summary["inconsistent"] == 0 and summary["notices"] > 0
     ids = list(Notice.objects.order_by("id").values_list("notified_at", flat=True))
     assert ids == sorted(ids)  # ids follow the order of notification
     Notice.objects.create(  # the id sequence goes on after the explicit ids (PostgreSQL)
