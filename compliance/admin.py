@@ -12,6 +12,11 @@ from django.utils.translation import gettext_noop
 from compliance import services
 from compliance.models import Hoster, HosterASN, HosterPrefix, Membership, Notice
 
+# The product's name in the admin's header and title, not Django's ("Django-beheer").
+admin.site.site_header = _("Takedown compliance monitor")
+admin.site.site_title = _("Takedown compliance monitor")
+admin.site.index_title = _("Analysts' workbench")
+
 # Messages of Django's admin templates that Django's own Dutch catalog lacks (the app list's column
 # headers for screen readers): marked here so that makemessages keeps them in ours, which wins.
 DJANGO_ADMIN_MESSAGES = (gettext_noop("Model name"), gettext_noop("Add link"), gettext_noop("Change or view list link"))

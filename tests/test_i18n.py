@@ -433,6 +433,9 @@ def test_the_notice_admin_reads_in_dutch_for_an_analyst(analyst, admin_notice, c
     assert headers <= nodes["changelist"]
     assert {"Op toewijzing", "Op wijze van verwijdering", "Op achter een CDN"} <= nodes["changelist"]  # filters
     assert "Meldingen" in nodes["changelist"]  # the model's plural
+    # The header names the product, not Django.
+    assert {"Monitor naleving verwijderverzoeken", "Werkbank van de analisten"} <= nodes["index"]
+    assert not any("Django" in node for node in nodes["index"])
     # The change form: every field's label, and the check inline's column headers.
     shown = {name for name in dutch if name != "id"}
     assert {dutch[name] for name in shown} <= nodes["change"]
