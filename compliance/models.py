@@ -222,6 +222,8 @@ class Notice(models.Model):
     # The hoster's response (portal and hoster API).
     acknowledged_at = models.DateTimeField(verbose_name=_("acknowledged"), null=True, blank=True)
     reported_removed_at = models.DateTimeField(verbose_name=_("reported removed by the hoster"), null=True, blank=True)
+    # An analyst's "check now" (admin): checked at once by the monitor, with the trigger `analyst`.
+    check_requested_at = models.DateTimeField(verbose_name=_("check requested by an analyst"), null=True, blank=True)
 
     created_at = models.DateTimeField(verbose_name=_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(verbose_name=_("updated"), auto_now=True)

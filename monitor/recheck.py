@@ -28,8 +28,9 @@ claims are leases, network work happens outside any transaction.
 One bad row never takes the batch down: its error is logged with the traceback and the notice is
 pushed forward. A hoster's "removed" claim (the portal sets `reported_removed_at` and
 `next_check_at = now`) is checked like any other due notice, with the trigger `hoster_claim`; the
-claim itself changes nothing. A claim that arrives while the notice is leased is checked again
-right after.
+claim itself changes nothing. An analyst's "check now" (admin; `check_requested_at`) works the
+same way, with the trigger `analyst`. A claim or request that arrives while the notice is leased
+is checked again right after.
 """
 
 from __future__ import annotations
@@ -68,8 +69,17 @@ CLAIM_FIELDS = (
     "next_check_at",
     "last_checked_at",
     "reported_removed_at",
+    "check_requested_at",
 )
-RECORD_FIELDS = ("id", "url", "notified_at", "deadline_s", "reported_removed_at", *rules.Timing.FIELDS)
+RECORD_FIELDS = (
+    "id",
+    "url",
+    "notified_at",
+    "deadline_s",
+    "reported_removed_at",
+    "check_requested_at",
+    *rules.Timing.FIELDS,
+)
 CHUNK = 900  # ids per IN (...): below every database's parameter limit
 
 
@@ -82,6 +92,7 @@ class Claimed:
     due_at: datetime
     trigger: str
     reported_removed_at: datetime | None
+    check_requested_at: datetime | None = None
 
 
 @dataclass
@@ -147,10 +158,7 @@ def claim(*, now: datetime, limit: int, token: uuid.UUID, lease_s: float) -> lis
     else:
         rows = _claim_compare_and_set(now=now, until=until, limit=limit, token=token)
     claimed = []
-    for nid, url, hoster_id, content_sha256, due_at, last_checked_at, reported_removed_at in rows:
-        is_claim = reported_removed_at is not None and (
-            last_checked_at is None or reported_removed_at > last_checked_at
-        )
+    for nid, url, hoster_id, content_sha256, due_at, last_checked_at, reported_removed_at, check_requested_at in rows:
         claimed.append(
             Claimed(
                 id=nid,
@@ -158,11 +166,26 @@ def claim(*, now: datetime, limit: int, token: uuid.UUID, lease_s: float) -> lis
                 hoster_id=hoster_id,
                 content_sha256=content_sha256,
                 due_at=due_at,
-                trigger=Check.Trigger.HOSTER_CLAIM if is_claim else Check.Trigger.SCHEDULE,
+                trigger=_trigger(last_checked_at, reported_removed_at, check_requested_at),
                 reported_removed_at=reported_removed_at,
+                check_requested_at=check_requested_at,
             )
         )
     return claimed
+
+
+def _trigger(last_checked_at, reported_removed_at, check_requested_at) -> str:
+    """Why this check runs: an analyst's request or a hoster's removal claim made since the last
+    check (the analyst's wins when both are waiting), otherwise the schedule."""
+
+    def since_last_check(at: datetime | None) -> bool:
+        return at is not None and (last_checked_at is None or at > last_checked_at)
+
+    if since_last_check(check_requested_at):
+        return Check.Trigger.ANALYST
+    if since_last_check(reported_removed_at):
+        return Check.Trigger.HOSTER_CLAIM
+    return Check.Trigger.SCHEDULE
 
 
 def _claim_postgresql(*, now: datetime, until: datetime, limit: int, token: uuid.UUID) -> list[tuple]:
@@ -184,7 +207,7 @@ def _claim_postgresql(*, now: datetime, until: datetime, limit: int, token: uuid
             UPDATE {table} AS n SET next_check_at = %s, lease_token = %s
             FROM due WHERE n.id = due.id
             RETURNING n.id, n.url, n.hoster_id, n.content_sha256, due.next_check_at, n.last_checked_at,
-                      n.reported_removed_at
+                      n.reported_removed_at, n.check_requested_at
             """,
             [now, [str(x) for x in UNMEASURED], limit, until, token],
             binary=True,
@@ -409,8 +432,11 @@ def _plan(items, fresh: dict[int, dict], reopen_blocked: set[int], *, now: datet
             )
             if new.reappeared_at != state.reappeared_at and new.status == Notice.Status.REMOVED:
                 due = None  # reappeared, but another open notice measures this URL now
-            if row["reported_removed_at"] != c.reported_removed_at and due is not None:
-                due = now  # the hoster claimed removal while we held the lease: check again now
+            asked_meanwhile = (
+                row["reported_removed_at"] != c.reported_removed_at or row["check_requested_at"] != c.check_requested_at
+            )
+            if asked_meanwhile and due is not None:
+                due = now  # a hoster's claim or an analyst's request came while we held the lease: again now
             checks.append(_check_row(c, obs, kind))
             updates.append(_state_values(row, new, next_check_at=due, now=now))
             part.recorded += 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 import uuid
 from datetime import timedelta
 
@@ -280,3 +282,73 @@ def test_on_postgresql_takedowns_reappearances_and_lost_leases_are_recorded_in_r
     recheck.record(claimed, observations, recheck.classify_batch(claimed, observations), token=token, result=result)
     assert (result.discarded, result.recorded) == (1, 0)
     assert newer.checks.count() == 1
+
+
+# --- An analyst's "check now" (admin action; compliance.services.notice_check_request) -----------
+
+
+def _check_now(analyst, *notices):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(analyst)
+    response = client.post(
+        "/admin/compliance/notice/", {"action": "check_now", "_selected_action": [n.pk for n in notices]}, follow=True
+    )
+    assert response.status_code == 200
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_an_analysts_check_now_is_checked_at_once_with_its_trigger(db, http_server, analyst):
+    notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
+    drain()
+    notice.refresh_from_db()
+    assert notice.next_check_at > timezone.now()  # not due by itself
+    assert _check_now(analyst, notice) == ["1 notice queued for a check now: runmonitor checks it within seconds."]
+    result = recheck.run_batch()  # now: only what is due now
+    assert result.recorded == 1
+    check = Check.objects.filter(notice=notice).latest("checked_at")
+    assert check.trigger == "analyst" and check.outcome == "online"
+    notice.refresh_from_db()
+    assert notice.status == "online" and notice.next_check_at > timezone.now()
+    from compliance.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="notice.check_now", notice=notice, actor=analyst).count() == 1
+    # The next scheduled check is a schedule check again.
+    drain()
+    assert Check.objects.filter(notice=notice).latest("checked_at").trigger == "schedule"
+
+
+def test_a_closed_notice_is_not_checked_on_request(db, http_server, analyst):
+    gone = make_notice(http_server.set("/gone.jpg", status(404)))
+    drain()
+    drain()
+    gone.refresh_from_db()
+    assert gone.status == "removed"
+    messages = _check_now(analyst, gone)
+    assert messages == [
+        "0 notices queued for a check now: runmonitor checks them within seconds.",
+        "1 selected notice is closed and was not queued.",
+    ]
+    assert Notice.objects.get(pk=gone.pk).check_requested_at is None
+
+
+def test_a_request_while_the_notice_is_leased_is_checked_right_after(db, http_server, analyst):
+    """The request comes while a monitor holds the notice and its check has already started."""
+    notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
+    token = uuid.uuid4()
+    claimed = recheck.claim(now=timezone.now(), limit=10, token=token, lease_s=60)
+    leased_until = Notice.objects.get(pk=notice.pk).next_check_at
+    observations = asyncio.run(recheck._observe([c.url for c in claimed], start_by=time.monotonic() + 10))
+    _check_now(analyst, notice)
+    # The lease keeps its next_check_at: no second monitor can claim the notice meanwhile.
+    assert Notice.objects.get(pk=notice.pk).next_check_at == leased_until
+    assert recheck.claim(now=timezone.now(), limit=10, token=uuid.uuid4(), lease_s=60) == []
+    recheck.record(
+        claimed, observations, recheck.classify_batch(claimed, observations), token=token, result=recheck.BatchResult()
+    )
+    # The check in flight began before the request: recorded as scheduled, and due again at once.
+    assert Check.objects.get(notice=notice).trigger == "schedule"
+    assert Notice.objects.get(pk=notice.pk).next_check_at <= timezone.now()
+    recheck.run_batch()
+    assert Check.objects.filter(notice=notice).latest("checked_at").trigger == "analyst"
