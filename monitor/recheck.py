@@ -36,9 +36,12 @@ is checked again right after.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
+import queue
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -126,16 +129,58 @@ def drain_checks(*, now: datetime | None = None, limit: int | None = None) -> bo
 
 
 def run_batch(*, now: datetime | None = None, limit: int | None = None) -> BatchResult:
+    """One batch, streamed: its claims, checks and writes overlap (see the module docstring).
+
+    The checks run in an event loop on a thread of their own (`_CheckerThread`); this thread does
+    all database work, on its own connection, in chunks of `_chunk_size(limit)` notices:
+
+    1. claim the first chunk and start its checks;
+    2. while they run, claim the next chunks (up to `limit`) and start theirs;
+    3. as checks finish, classify and record them, one transaction per chunk.
+
+    So PostgreSQL updates one chunk's notices while the event loop checks the next ones: only the
+    first claim and the last write wait for each other. Each chunk commits on its own; every
+    guarantee is per notice (lease, lease check at the write), so a batch dying half-way leaves
+    its recorded chunks recorded and the rest leased until the lease expires, as before.
+    """
     limit = limit or settings.MONITOR_BATCH
+    started_at, t0 = now or timezone.now(), time.monotonic()
     token = uuid.uuid4()
-    claimed = claim(now=now or timezone.now(), limit=limit, token=token, lease_s=lease_s())
+    chunk = _chunk_size(limit)
+    lease = lease_s()
+    budget = settings.MONITOR_LEASE * 0.5 if settings.MONITOR_LEASE else batch_budget_s()
+
+    def claim_chunk(want: int) -> tuple[list[Claimed], float]:
+        # Each chunk's lease and start-by time count from its own claim, so a long batch never
+        # outlives the lease of its later chunks.
+        now = started_at + timedelta(seconds=time.monotonic() - t0)
+        part = claim(now=now, limit=want, token=token, lease_s=lease)
+        return part, time.monotonic() + budget
+
+    claimed, start_by = claim_chunk(chunk)
     result = BatchResult(claimed=len(claimed))
     if not claimed:
         return result
-    start_by = time.monotonic() + (settings.MONITOR_LEASE * 0.5 if settings.MONITOR_LEASE else batch_budget_s())
-    observations = asyncio.run(_observe([c.url for c in claimed], start_by=start_by))
-    classifications = classify_batch(claimed, observations)
-    record(claimed, observations, classifications, token=token, result=result)
+    classifier = _BatchClassifier()
+    with _CheckerThread() as checker:
+        checker.submit(claimed, start_by=start_by)
+        more = len(claimed) == chunk and result.claimed < limit
+        while checker.in_flight:
+            if more and checker.in_flight <= 2 * chunk and not jobs.stopping.is_set():
+                # Claim ahead (a stopping monitor claims nothing new), then write a chunk if one is ready.
+                want = min(chunk, limit - result.claimed)
+                part, start_by = claim_chunk(want)
+                result.claimed += len(part)
+                checker.submit(part, start_by=start_by)
+                more = len(part) == want and result.claimed < limit
+                done = checker.finished(at_least=chunk)
+            else:
+                done = checker.finished(at_least=min(chunk, checker.in_flight), wait=True)
+            if done:
+                claimed_part = [c for c, _o in done]
+                observations = [o for _c, o in done]
+                classifications = classifier.classify(claimed_part, observations)
+                record(claimed_part, observations, classifications, token=token, result=result)
     if result.failed or result.discarded:
         log.warning(
             "check batch: %d claimed, %d recorded, %d discarded (lease lost), %d failed",
@@ -145,6 +190,110 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
             result.failed,
         )
     return result
+
+
+def _chunk_size(limit: int) -> int:
+    """Notices per claim and per write within a batch: two rounds of the checks in flight at once.
+    Small enough that writing one chunk overlaps the checks of the next two, large enough that the
+    cost per statement stays small."""
+    return max(1, min(limit, 2 * settings.MONITOR_CONCURRENCY))
+
+
+class _CheckerThread:
+    """An event loop on a thread of its own, running one CheckClient's checks for one batch.
+
+    `submit` starts checks (thread-safe), `finished` hands back (claimed, observation) pairs as they
+    complete. The loop never touches the database: all of that stays on the caller's thread and
+    its connection (and its transaction, in tests).
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="monitor-checks", daemon=True)
+        self.results: queue.SimpleQueue[tuple[Claimed, Observation | None]] = queue.SimpleQueue()
+        self.held: list[tuple[Claimed, Observation | None]] = []
+        self.submitted = self.handed_back = 0
+        self.client: CheckClient | None = None
+        self.tasks: set[asyncio.Task] = set()
+
+    def __enter__(self) -> _CheckerThread:
+        self.thread.start()
+        try:
+            self.client = asyncio.run_coroutine_threadsafe(self._open(), self.loop).result()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self._close(), self.loop).result()
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+    async def _open(self) -> CheckClient:
+        return await CheckClient.from_settings().__aenter__()
+
+    async def _close(self) -> None:
+        # Normally nothing is left; after an error in the caller's thread, in-flight checks are
+        # abandoned (their notices stay leased until the lease expires, as for a killed monitor).
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.client is not None:
+            await self.client.__aexit__(None, None, None)
+
+    def submit(self, claimed: list[Claimed], *, start_by: float) -> None:
+        """Start these checks; one not started by `start_by` (time.monotonic()) is handed back unchecked."""
+        if claimed:
+            self.submitted += len(claimed)
+            self.loop.call_soon_threadsafe(self._start, claimed, start_by)
+
+    def _start(self, claimed: list[Claimed], start_by: float) -> None:
+        for c in claimed:
+            task = self.loop.create_task(self._check(c, start_by))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _check(self, c: Claimed, start_by: float) -> None:
+        observation = None
+        try:
+            observation = await self.client.check(c.url, start_by=start_by)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # check() never raises; should it, the notice is given back unchecked
+            log.exception("check of notice %s failed", c.id)
+        self.results.put((c, observation))
+
+    @property
+    def in_flight(self) -> int:
+        """Checks submitted and not yet handed back by `finished`."""
+        return self.submitted - self.handed_back
+
+    def finished(self, *, at_least: int, wait: bool = False) -> list[tuple[Claimed, Observation | None]]:
+        """The checks finished so far, if there are `at_least` (else none, kept for the next call).
+        With `wait`, blocks until there are."""
+        while True:
+            try:
+                self.held.append(
+                    self.results.get(timeout=1.0) if wait and len(self.held) < at_least else self.results.get_nowait()
+                )
+            except queue.Empty:
+                if not wait or len(self.held) >= at_least:
+                    break
+                if not self.thread.is_alive():
+                    raise RuntimeError("the check thread died") from None
+        if len(self.held) < at_least:
+            return []
+        out, self.held = self.held, []
+        self.handed_back += len(out)
+        return out
 
 
 # --- 1. Claim -----------------------------------------------------------------------------------
@@ -262,12 +411,6 @@ class _Context:
     registry: RegisteredNetworks | None
 
 
-def _context(claimed: list[Claimed]) -> _Context:
-    everyone, by_hoster = _placeholders()
-    registry = _registry() if any(c.hoster_id for c in claimed) else None
-    return _Context(everyone, by_hoster, registry)
-
-
 def _needs_history(claimed: list[Claimed], observations: list[Observation | None]) -> list[int]:
     """Notices whose answer was NXDOMAIN / no address: whether the host resolved before decides."""
     return [
@@ -278,9 +421,26 @@ def _needs_history(claimed: list[Claimed], observations: list[Observation | None
 
 
 def classify_batch(claimed: list[Claimed], observations: list[Observation | None]) -> list[Classification | None]:
-    needs = _needs_history(claimed, observations)
-    resolved_before = _resolved_before(needs) if needs else set()
-    return _classify(claimed, observations, _context(claimed), resolved_before)
+    return _BatchClassifier().classify(claimed, observations)
+
+
+class _BatchClassifier:
+    """Classifies a batch's checks chunk by chunk, loading what they share (placeholders, the
+    registry) once per batch."""
+
+    def __init__(self) -> None:
+        self.placeholders: tuple[frozenset[str], dict[int, frozenset[str]]] | None = None
+        self.registry: RegisteredNetworks | None = None
+
+    def classify(self, claimed: list[Claimed], observations: list[Observation | None]) -> list[Classification | None]:
+        if self.placeholders is None:
+            self.placeholders = _placeholders()
+        if self.registry is None and any(c.hoster_id for c in claimed):
+            self.registry = _registry()
+        ctx = _Context(*self.placeholders, self.registry)
+        needs = _needs_history(claimed, observations)
+        resolved_before = _resolved_before(needs) if needs else set()
+        return _classify(claimed, observations, ctx, resolved_before)
 
 
 def _classify(
@@ -632,6 +792,7 @@ _PG_FRESH_SQL = (
 )
 
 
+@functools.cache
 def _pg_update_sql() -> str:
     """`UPDATE ... FROM unnest(<one binary array per column>)` of the notices' new state.
 
@@ -651,6 +812,7 @@ def _columns(updates: list[tuple]) -> list[list]:
     return [list(col) for col in zip(*updates, strict=True)]
 
 
+@functools.cache
 def _pg_copy_sql() -> str:
     columns = ", ".join(Check._meta.get_field(name).column for name in CHECK_COLUMNS)
     return f"COPY {Check._meta.db_table} ({columns}) FROM STDIN"
