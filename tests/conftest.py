@@ -70,6 +70,16 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _monitor_not_stopping():
+    """A test that runs `runmonitor` in this process and stops it by a signal (test_scenario on
+    PostgreSQL) leaves the monitor's stopping flag set; every later drain would then do nothing."""
+    yield
+    from monitor import jobs
+
+    jobs.stopping.clear()
+
+
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
