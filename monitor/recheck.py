@@ -1,29 +1,36 @@
 """The check drain of runmonitor: claim due notices, check them, record, release.
 
-`drain_checks()` handles one batch and returns whether more notices are due (monitor/jobs.py).
-Shaped after healthchecks' sendalerts (STYLE.md): the rows are the schedule (`next_check_at`),
-claims are leases, network work happens outside any transaction.
+`drain_checks()` handles one batch (`MONITOR_BATCH` notices at most) and returns whether more
+notices are due (monitor/jobs.py). Shaped after healthchecks' sendalerts (STYLE.md): the rows are
+the schedule (`next_check_at`), claims are leases, network work happens outside any transaction.
 
-1. **Claim** (one short transaction): the due notices (`next_check_at <= now`, oldest first,
-   `MONITOR_BATCH` at most) are taken with `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL (a
-   compare-and-set `UPDATE ... WHERE next_check_at <= now` elsewhere; SQLite's write lock
-   serialises claims anyway). Each gets `lease_token` = this batch's token and `next_check_at`
-   pushed forward by the lease. Another process skips them; if this one dies, the lease expires
-   and they are due again: nothing is lost.
-2. **Check** (no transaction, asyncio): every URL through monitor/fetch.py, `MONITOR_CONCURRENCY`
-   at once. A check not started within the batch's budget is given back unchecked (due again at
-   once), so a batch never outlives its lease.
+A batch is streamed in chunks of 2 x `MONITOR_CONCURRENCY` notices: the checks run in an event
+loop on a thread of their own, while the drain's thread claims the next chunks and records the
+finished ones, so the database's work overlaps the checks instead of alternating with them.
+Every step below works per chunk; every guarantee is per notice.
+
+1. **Claim** (one short transaction per chunk): the due notices (`next_check_at <= now`, oldest
+   first) are taken with `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL (a compare-and-set
+   `UPDATE ... WHERE next_check_at <= now` elsewhere; SQLite's write lock serialises claims
+   anyway). Each gets `lease_token` = this batch's token and `next_check_at` pushed forward by the
+   lease, counted from the chunk's claim. Another process skips them; if this one dies, the lease
+   expires and they are due again: nothing is lost. A stopping monitor claims no further chunk.
+2. **Check** (no transaction, asyncio, on the check thread, which never touches the database):
+   every URL through monitor/fetch.py, `MONITOR_CONCURRENCY` at once. A check not started within
+   the budget of its chunk is given back unchecked (due again at once), so no check outlives its
+   lease.
 3. **Classify** (pure, monitor/outcomes.py) with the placeholder hashes, whether the host resolved
    before (only asked for NXDOMAIN answers) and, for content still served, whether the answering
    address belongs to another hoster (moved: monitor/attribution.py's registry match).
-4. **Record** (one short transaction): the notices are read again, locked, *only if the lease is
-   still ours* (`lease_token` = token): a lease that expired and was taken by another process is
-   theirs now, and our observations are discarded (no takedown is ever recorded twice). For the
-   rest: the accounting (compliance/rules.py `apply_check`) gives the new timing state, the schedule
-   (monitor/schedule.py) the next due time; Checks are inserted with one `bulk_create`, notices
-   updated with one `executemany`, the lease released. A reappearance of content whose URL has
-   another open notice by now (the constraint `notice_one_open_per_url`) is recorded on the notice,
-   which stays removed and is no longer checked: the open notice measures the URL.
+4. **Record** (one short transaction per chunk of finished checks): the notices are read again,
+   locked, *only if the lease is still ours* (`lease_token` = token): a lease that expired and was
+   taken by another process is theirs now, and our observations are discarded (no takedown is ever
+   recorded twice). For the rest: the accounting (compliance/rules.py `apply_check`) gives the new
+   timing state, the schedule (monitor/schedule.py) the next due time; the checks are appended
+   (COPY on PostgreSQL), the notices updated in one statement, the lease released. A reappearance
+   of content whose URL has another open notice by now (the constraint `notice_one_open_per_url`)
+   is recorded on the notice, which stays removed and is no longer checked: the open notice
+   measures the URL.
 
 One bad row never takes the batch down: its error is logged with the traceback and the notice is
 pushed forward. A hoster's "removed" claim (the portal sets `reported_removed_at` and
@@ -131,8 +138,8 @@ def drain_checks(*, now: datetime | None = None, limit: int | None = None) -> bo
 def run_batch(*, now: datetime | None = None, limit: int | None = None) -> BatchResult:
     """One batch, streamed: its claims, checks and writes overlap (see the module docstring).
 
-    The checks run in an event loop on a thread of their own (`_CheckerThread`); this thread does
-    all database work, on its own connection, in chunks of `_chunk_size(limit)` notices:
+    The checks run in an event loop on a thread of their own (`_CheckerThread`); the calling thread
+    does all database work, on its own connection, in chunks of `_chunk_size(limit)` notices:
 
     1. claim the first chunk and start its checks;
     2. while they run, claim the next chunks (up to `limit`) and start theirs;
@@ -563,6 +570,7 @@ def _plan(items, fresh: dict[int, dict], reopen_blocked: set[int], *, now: datet
     part = BatchResult()
     checks: list[tuple] = []
     updates: list[tuple] = []
+    accounting = _rules()  # once per chunk: reading three settings per row cost more than applying them
     for c, obs, kind in items:
         row = fresh.get(c.id)
         if row is None:
@@ -579,7 +587,7 @@ def _plan(items, fresh: dict[int, dict], reopen_blocked: set[int], *, now: datet
                 outcome=kind.outcome,
                 reason=kind.reason,
                 deadline_s=row["deadline_s"],
-                rules=_rules(),
+                rules=accounting,
                 can_reopen=c.id not in reopen_blocked,
             )
             due = schedule.next_check_at(
