@@ -130,3 +130,29 @@ def test_a_hoster_marks_a_notice_removed_and_sees_the_independent_recheck(scene,
     # Another hoster's notice is simply not there.
     response = page.goto(f"{live_server.url}/portal/notices/{rival.pk}/")
     assert response.status == 404
+
+
+def test_the_portal_fits_a_phone_with_one_card_per_notice_and_the_dispute_form(scene, live_server, browser):
+    """At 390 px the open notices read as one card per notice with the buttons on screen (seven
+    columns broke URLs into three-letter lines), and a notice's page with its dispute form does
+    not scroll sideways (the textarea made its fieldset 537 px wide)."""
+    gone = scene["gone"]
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "desk")
+    page.fill("#id_password", STRONG_PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/portal/")
+    page.wait_for_selector("#open-notices")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 391
+    assert page.locator("#open-notices thead").is_hidden()
+    row = page.locator("#open-notices tbody tr").first
+    button = row.get_by_role("button", name="Removed").bounding_box()
+    assert button["x"] + button["width"] <= 390
+    assert row.locator("td").first.evaluate("td => getComputedStyle(td, '::before').content") == '"Notice"'
+    url = row.locator("td").nth(1).bounding_box()
+    assert url["width"] > 150  # the URL gets the card's width, not a sliver of a column
+
+    page.goto(f"{live_server.url}/portal/notices/{gone.pk}/")
+    page.wait_for_selector("#dispute-form textarea")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 391
