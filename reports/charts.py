@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from compliance.models import Notice
 from reports.scorecards import HosterMetrics
-from reports.templatetags.reports_tags import localize_number
+from reports.templatetags.reports_tags import deadline_duration, localize_number, month_label
 
 ACCENT = "#0b5cad"
 BAD = "#b3261e"
@@ -50,7 +50,9 @@ def hours(seconds: float) -> float:
     return round(seconds / 3600, 3)
 
 
-def _deadline_marker(deadline_s: int) -> tuple[dict, dict]:
+def _deadline_marker(deadline_s: int, row: int = 0) -> tuple[dict, dict]:
+    """The deadline as a dashed line with its label; `row` puts each further label one line lower,
+    so that two deadlines close together on the axis (3 min and 24 h over days) do not overprint."""
     x = hours(deadline_s)
     shape = {
         "type": "line",
@@ -65,9 +67,9 @@ def _deadline_marker(deadline_s: int) -> tuple[dict, dict]:
     label = {
         "x": x,
         "xref": "x",
-        "y": 1,
+        "y": 1 - 0.08 * row,
         "yref": "paper",
-        "text": _("deadline %(hours)s h") % {"hours": localize_number(f"{deadline_s / 3600:g}")},
+        "text": _("deadline %(duration)s") % {"duration": deadline_duration(deadline_s)},
         "showarrow": False,
         "xanchor": "left",
         "yanchor": "top",
@@ -118,7 +120,7 @@ def survival_figure(charts: dict, deadlines_s: list[int]) -> dict | None:
             "hovertemplate": "%{y:.1%}",
         },
     ]
-    markers = [_deadline_marker(d) for d in deadlines_s]
+    markers = [_deadline_marker(d, row) for row, d in enumerate(deadlines_s)]
     layout = _layout(
         xaxis={"title": {"text": _("hours since notification")}, "rangemode": "tozero"},
         yaxis={"title": {"text": _("share still online")}, "tickformat": ".0%", "range": [0, 1.02]},
@@ -196,22 +198,25 @@ def mechanisms_figure(m: HosterMetrics) -> dict | None:
 
 
 def monthly_figure(months: list[str], series: list[HosterMetrics | None]) -> dict | None:
-    """Notices per month (bars) and the compliance rate with its 95 % interval (line)."""
+    """Notices per month (bars) and the compliance rate with its 95 % interval (line).
+
+    The bars take the first y axis and the rate the overlaying second one: plotly draws an
+    overlaying axis's traces on top, so the line is never hidden behind the bars."""
     if not any(m and m.notices for m in series):
         return None
     decided = [m if m and m.compliance_rate is not None else None for m in series]
+    labels = [month_label(month) for month in months]  # "March 2026", "maart 2026": as in the tables
     data = [
         {
             "type": "bar",
-            "x": months,
+            "x": labels,
             "y": [m.notices if m else 0 for m in series],
             "name": _("notices"),
             "marker": {"color": "#c9d6e6"},
-            "yaxis": "y2",
         },
         {
             "type": "scatter",
-            "x": months,
+            "x": labels,
             "y": [m.compliance_rate if m else None for m in decided],
             "mode": "lines+markers",
             "name": _("share within the deadline"),
@@ -225,17 +230,21 @@ def monthly_figure(months: list[str], series: list[HosterMetrics | None]) -> dic
             },
             "hovertemplate": "%{y:.1%}",
             "connectgaps": False,
+            "yaxis": "y2",
         },
     ]
     layout = _layout(
         xaxis={"type": "category"},
-        yaxis={"title": {"text": _("within the deadline")}, "tickformat": ".0%", "range": [0, 1.05]},
+        yaxis={"title": {"text": _("notices")}, "side": "right", "rangemode": "tozero", "showgrid": False},
+        # An overlaying axis defaults to ticks synchronised with the other axis' grid, which gave
+        # counts such as 51.3 and 102.7 when the notices were the overlaying axis: ticks of its own.
         yaxis2={
-            "title": {"text": _("notices")},
+            "title": {"text": _("within the deadline")},
             "overlaying": "y",
-            "side": "right",
-            "rangemode": "tozero",
-            "showgrid": False,
+            "side": "left",
+            "tickmode": "auto",
+            "tickformat": ".0%",
+            "range": [0, 1.05],
         },
         margin={"l": 56, "r": 56, "t": 28, "b": 48},
     )

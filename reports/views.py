@@ -33,7 +33,7 @@ from compliance.pseudonym import pseudonymise
 from reports import charts, periods, rollups, scorecards
 from reports.periods import Period, PeriodError
 from reports.scorecards import HosterMetrics
-from reports.templatetags.reports_tags import duration, percent
+from reports.templatetags.reports_tags import deadline_duration, duration, localize_number, percent
 
 SPARK_MONTHS = 12
 
@@ -208,7 +208,7 @@ def _league_cells(m: HosterMetrics) -> list[tuple[str, str]]:
         if m.compliance_rate_low is not None
         else "–"
     )
-    per10k = "–" if m.notices_per_10k_addresses is None else f"{m.notices_per_10k_addresses:g}"
+    per10k = "–" if m.notices_per_10k_addresses is None else localize_number(f"{m.notices_per_10k_addresses:g}")
     return [
         ("num", str(m.notices)),
         ("num", per10k),
@@ -231,14 +231,7 @@ def _union_deadlines(rows: list[HosterMetrics]) -> list[int]:
 
 def _deadline_hours(deadlines_s: list[int]) -> str:
     """`24 h`, or `3 min, 24 h` (deadlines under an hour in minutes), in the active language."""
-    from reports.templatetags.reports_tags import localize_number
-
-    def one(d: int) -> str:
-        if d < 3600:
-            return _("%(sign)s%(n)s min") % {"sign": "", "n": localize_number(f"{d / 60:g}")}
-        return _("%(sign)s%(n)s h") % {"sign": "", "n": localize_number(f"{d / 3600:g}")}
-
-    return ", ".join(one(d) for d in deadlines_s or [settings.COMPLIANCE_DEADLINE])
+    return ", ".join(deadline_duration(d) for d in deadlines_s or [settings.COMPLIANCE_DEADLINE])
 
 
 LEAGUE_CSV_COLUMNS = ["rank", *scorecards.REPORT_COLUMNS, *scorecards.EXTRA_COLUMNS]

@@ -479,3 +479,27 @@ def test_every_admin_change_list_names_its_columns_and_filters_in_dutch(analyst,
             assert capfirst(opts.verbose_name_plural) in nodes, opts.label
         checked.append(opts.label)
     assert len(checked) >= 10
+
+
+@pytest.mark.django_db
+def test_dutch_scorecards_localise_the_size_figure_the_check_reasons_and_the_chart_labels(demo_data):
+    client = Client()
+    client.force_login(demo_data["users"]["analyst"])
+    league = client.get("/scorecards/", HTTP_ACCEPT_LANGUAGE="nl")
+    per_10k = [row["cells"][1][1] for row in league.context["table"]]
+    assert per_10k and all(re.fullmatch(r"\d+(,\d+)?|–", text) for text in per_10k), per_10k
+    assert any("," in text for text in per_10k)  # 54,47 (Dutch), not 54.47
+    national = league.context["national_chart"]
+    assert not any(re.fullmatch(r"\d{4}-\d{2}", str(x)) for x in national["data"][0]["x"])  # "maart 2026"
+    assert national["data"][1]["yaxis"] == "y2"  # the rate line is drawn over the bars, not under them
+
+    scorecard = client.get("/scorecards/slowpoke/", HTTP_ACCEPT_LANGUAGE="nl")
+    labels = [a["text"] for a in scorecard.context["survival_chart"]["layout"]["annotations"]]
+    assert labels and all(label.startswith("termijn ") for label in labels), labels
+
+    notice = demo_data["notice"]
+    text = visible_text(_get(client, f"/scorecards/notices/{notice.pk}/", "nl"))
+    assert "het item wordt aangeboden" in text  # reason "online" in words
+    client.force_login(demo_data["users"]["hoster"])
+    portal = visible_text(_get(client, f"/portal/notices/{notice.pk}/", "nl"))
+    assert "het item wordt aangeboden" in portal

@@ -9,7 +9,15 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
+from monitor.outcomes import reason_label
+
 register = template.Library()
+
+
+@register.filter
+def check_reason(code) -> str:
+    """Why a check was classified so, in the reader's language ("http_404" -> "not found (404)")."""
+    return reason_label(code)
 
 
 def duration_text(seconds: float) -> str:

@@ -8,6 +8,8 @@ from django import template
 from django.utils.formats import date_format, get_format
 from django.utils.translation import gettext as _
 
+from monitor.outcomes import reason_label
+
 register = template.Library()
 
 
@@ -43,6 +45,13 @@ def duration(seconds) -> str:
     return _("%(sign)s%(n)s d") % {"sign": sign, "n": localize_number(f"{s / 86400:.1f}")}
 
 
+def deadline_duration(seconds: int) -> str:
+    """A deadline as people say it: '24 h', and one under an hour in minutes: '3 min' (not 0.05 h)."""
+    if seconds < 3600:
+        return _("%(sign)s%(n)s min") % {"sign": "", "n": localize_number(f"{seconds / 60:g}")}
+    return _("%(sign)s%(n)s h") % {"sign": "", "n": localize_number(f"{seconds / 3600:g}")}
+
+
 @register.filter
 def percent(value, digits: int = 1) -> str:
     if value is None or value == "":
@@ -55,6 +64,12 @@ def verdict_label(value) -> str:
     """`within`, `late`, `pending` in the active language ("binnen de termijn", "te laat", ...)."""
     labels = {"within": _("within"), "late": _("late"), "pending": _("pending")}
     return labels.get(value, value) if value else "–"
+
+
+@register.filter
+def check_reason(code) -> str:
+    """Why a check was classified so, in the reader's language ("http_404" -> "not found (404)")."""
+    return reason_label(code)
 
 
 @register.simple_tag

@@ -172,3 +172,30 @@ def test_changed_content_on_the_real_server_is_removed(http_server):
     assert c(observe(url), content_sha256=ITEM_SHA) == ("removed", "content_changed")
     http_server.set("/a.jpg", status(451))
     assert c(observe(url), content_sha256=ITEM_SHA) == ("removed", "http_451")
+
+
+# Every reason the classifier gives (module docstring of monitor/outcomes.py).
+REASONS = [
+    "online", "over_cap", "encoded", "http_404", "http_410", "http_451", "nxdomain", "content_changed",
+    "placeholder", "redirect_front_page", "redirect_removed_page", "moved", "timeout", "slow_body", "reset",
+    "disconnected", "connect_refused", "connect_error", "tls", "dns_servfail", "dns_timeout", "dns_no_answer",
+    "redirect_dns", "http_429", "http_503", "http_403", "too_many_redirects", "bad_redirect", "protocol_error",
+    "never_resolved", "client_error", "refused:loopback", "redirect_refused:private",
+]  # fmt: skip
+
+
+def test_every_check_reason_reads_as_words_in_english_and_in_dutch():
+    """Pages show why a check was classified so in the reader's language, never the stored code."""
+    from django.utils.translation import override
+
+    from monitor.outcomes import reason_label
+
+    with override("en"):
+        english = {code: reason_label(code) for code in REASONS}
+    with override("nl"):
+        dutch = {code: reason_label(code) for code in REASONS}
+    assert all(english[code] != code for code in REASONS)
+    assert english["http_404"] == "not found (404)" and dutch["http_404"] == "niet gevonden (404)"
+    assert dutch["http_503"] == "HTTP-status 503" and dutch["online"] == "het item wordt aangeboden"
+    assert [code for code in REASONS if dutch[code] == english[code]] == []
+    assert reason_label("some_new_kind") == "some_new_kind" and reason_label("") == ""

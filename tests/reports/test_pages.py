@@ -199,3 +199,22 @@ def test_pages_work_without_any_notice(client, analyst, cdn, prompt_hoster):
     assert "No notices of this hoster in this period." in page(client, analyst, "/scorecards/prompt/").content.decode()
     assert page(client, analyst, "/below-the-bar/").context["rows"] == []
     assert page(client, analyst, LEAGUE + "?format=csv").content.decode().count("\n") == 1
+
+
+def test_the_survival_chart_names_a_short_deadline_in_minutes_and_keeps_two_labels_apart():
+    from reports import charts
+
+    spec = charts.survival_figure({"survival": [(600, 0.5, 0.4, 0.6), (7200, 0.1, 0.05, 0.2)]}, [180, 86400])
+    labels = spec["layout"]["annotations"]
+    assert [a["text"] for a in labels] == ["deadline 3 min", "deadline 24 h"]  # not "deadline 0.05 h"
+    assert labels[0]["y"] != labels[1]["y"]  # one under the other: close together they overprinted
+
+
+def test_the_monthly_chart_draws_the_rate_over_the_bars_with_ticks_of_its_own(client, market, analyst):
+    spec = page(client, analyst, "/scorecards/slow/").context["monthly_chart"]
+    bars, rate = spec["data"]
+    assert bars["type"] == "bar" and "yaxis" not in bars and rate["yaxis"] == "y2"
+    layout = spec["layout"]
+    # An overlaying axis syncs its ticks to the other's grid by default: counts like 51.3 or 102.7.
+    assert layout["yaxis2"]["overlaying"] == "y" and layout["yaxis2"]["tickmode"] == "auto"
+    assert all(not str(x)[:4].isdigit() for x in bars["x"])  # "November 2026", not "2026-11"
