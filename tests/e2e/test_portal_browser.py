@@ -156,3 +156,12 @@ def test_the_portal_fits_a_phone_with_one_card_per_notice_and_the_dispute_form(s
     page.goto(f"{live_server.url}/portal/notices/{gone.pk}/")
     page.wait_for_selector("#dispute-form textarea")
     assert page.evaluate("document.documentElement.scrollWidth") <= 391
+
+    # A dispute sent from the phone, and the list of disputes: cards too.
+    page.check("input[name=reason][value=other]")
+    page.fill("#id_text", "We removed this yesterday; see our ticket 4711 for the details of the removal.")
+    page.click("#dispute-form button[type=submit]")
+    page.goto(f"{live_server.url}/portal/disputes/")
+    page.wait_for_selector("#disputes")
+    assert page.locator("#disputes tbody tr").count() == 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 391
