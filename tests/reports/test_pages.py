@@ -218,3 +218,13 @@ def test_the_monthly_chart_draws_the_rate_over_the_bars_with_ticks_of_its_own(cl
     # An overlaying axis syncs its ticks to the other's grid by default: counts like 51.3 or 102.7.
     assert layout["yaxis2"]["overlaying"] == "y" and layout["yaxis2"]["tickmode"] == "auto"
     assert all(not str(x)[:4].isdigit() for x in bars["x"])  # "November 2026", not "2026-11"
+
+
+def test_monthly_rates_in_the_tables_carry_their_95_percent_interval(client, market, analyst):
+    import re
+
+    scorecard = page(client, analyst, "/scorecards/slow/").content.decode().split("Per month, last 12 months")[1]
+    national = page(client, analyst, LEAGUE).content.decode().split("National totals per month")[1]
+    for table in (scorecard, national):
+        assert "95% interval" in table
+        assert re.search(r'<td class="num">\d+%–\d+%</td>', table)
