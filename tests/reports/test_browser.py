@@ -66,3 +66,17 @@ def test_pages_run_under_the_content_security_policy(market, analyst, live_serve
     page.goto(f"{live_server.url}/admin/compliance/notice/")
     page.wait_for_selector("#result_list", timeout=15000)
     assert violations == []
+
+
+@pytest.mark.browser
+def test_on_a_phone_the_league_table_keeps_the_hosters_name_in_view_beside_its_rates(
+    market, ministry, live_server, browser
+):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    log_in(page, live_server, "mira", "/scorecards/")
+    page.wait_for_selector("table.league tbody tr")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # the table scrolls, not the page
+    page.evaluate("document.querySelector('.table-wrap').scrollLeft = 10000")
+    name = page.locator("table.league tbody tr").first.locator("td").nth(1).bounding_box()
+    rate = page.locator("table.league tbody td.rate").first.bounding_box()
+    assert 0 <= name["x"] < 20 and rate["x"] < 390  # the name at the left edge, the rate on screen
