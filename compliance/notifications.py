@@ -463,7 +463,8 @@ def _record_skipped(row: NoticeEmail, notice: Notice, decision: Decision, now: d
 
 
 def _record_no_address(row: NoticeEmail, notice: Notice, now: datetime) -> None:
-    """No abuse address: a finding against the hoster; try again later (an analyst may add one)."""
+    """No abuse address: a finding against the hoster, recorded (and logged as a warning) once per
+    e-mail; it is tried again later without new findings (an analyst may add an address)."""
     with transaction.atomic():
         attempts = row.attempts + 1
         NoticeEmail.objects.filter(pk=row.pk, claim_token=row.claim_token, state=State.CLAIMED).update(
@@ -473,8 +474,16 @@ def _record_no_address(row: NoticeEmail, notice: Notice, now: datetime) -> None:
             due_at=now + retry_delay(attempts, notice.deadline_s),
             last_error="the hoster has no abuse address",
         )
-        DeliveryEvent.objects.create(email=row, hoster_id=notice.hoster_id, at=now, outcome=Outcome.NO_ADDRESS)
-    log.warning("notice e-mail %s of notice %s: the hoster has no abuse address", row.pk, notice.pk)
+        first = not DeliveryEvent.objects.filter(email=row, outcome=Outcome.NO_ADDRESS).exists()
+        if first:
+            DeliveryEvent.objects.create(email=row, hoster_id=notice.hoster_id, at=now, outcome=Outcome.NO_ADDRESS)
+    log.log(
+        logging.WARNING if first else logging.DEBUG,
+        "notice e-mail %s of notice %s: the hoster has no abuse address (attempt %d)",
+        row.pk,
+        notice.pk,
+        attempts,
+    )
 
 
 def _record_attempt_failed(

@@ -217,6 +217,10 @@ def test_a_hoster_without_abuse_address_is_a_finding_and_is_sent_once_it_has_one
     assert DeliveryEvent.objects.get().outcome == "no_address"
     email = NoticeEmail.objects.get(kind="notice")
     assert email.state == "retry"
+    # Tried again later, but one finding per e-mail, not one per try.
+    drain_all(now=email.due_at + timedelta(seconds=1))
+    email.refresh_from_db()
+    assert email.attempts == 2 and DeliveryEvent.objects.count() == 1
     prompt_hoster.abuse_email = "abuse@prompt.test"
     prompt_hoster.save()
     drain_all(now=email.due_at + timedelta(seconds=1))

@@ -294,3 +294,21 @@ def test_the_dispute_form_is_offered_only_while_no_dispute_is_open(pat, notices)
     assert 'id="dispute-form"' in pat.get(f"/portal/notices/{notice.pk}/").content.decode()
     pat.post(f"/portal/notices/{notice.pk}/dispute/", {"reason": "behind_cdn"})
     assert 'id="dispute-form"' not in pat.get(f"/portal/notices/{notice.pk}/").content.decode()
+
+
+def test_a_closed_notice_offers_no_acknowledgement(pat, notices):
+    html = pat.get(f"/portal/notices/{notices['removed'].pk}/").content.decode()
+    assert "/acknowledge/" not in html and "report-removed" not in html
+    assert "/acknowledge/" in pat.get(f"/portal/notices/{notices['near'].pk}/").content.decode()
+
+
+def test_an_open_notice_no_longer_checked_says_so(pat, notices):
+    """After 30 deadlines the schedule stops (monitor/schedule.py): the hoster is told, not left
+    to think the monitor still looks, and a removal report asks for a check again."""
+    near = notices["near"]
+    assert "not-checked-anymore" not in pat.get(f"/portal/notices/{near.pk}/").content.decode()
+    Notice.objects.filter(pk=near.pk).update(next_check_at=None, last_checked_at=timezone.now() - timedelta(days=2))
+    assert 'id="not-checked-anymore"' in pat.get(f"/portal/notices/{near.pk}/").content.decode()
+    assert "scheduled checks ended" in pat.get("/portal/").content.decode()
+    pat.post(f"/portal/notices/{near.pk}/removed/")
+    assert Notice.objects.get(pk=near.pk).next_check_at is not None
