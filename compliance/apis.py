@@ -36,10 +36,13 @@ class CheckSerializer(serializers.Serializer):
     error_kind = serializers.CharField()
     reason = serializers.CharField()
     resolved_ip = serializers.IPAddressField(allow_null=True)
-    body_sha256 = serializers.CharField()
+    body_sha256 = serializers.SerializerMethodField()
     byte_count = serializers.IntegerField()
     duration_ms = serializers.IntegerField()
     trigger = serializers.CharField()
+
+    def get_body_sha256(self, obj) -> str | None:
+        return obj.body_sha256 if selectors.can_see_content_hashes(self.context["request"].user) else None
 
 
 class NoticeSerializer(serializers.ModelSerializer):
@@ -53,6 +56,7 @@ class NoticeSerializer(serializers.ModelSerializer):
     hoster = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     cdn = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     verdict = serializers.SerializerMethodField()
+    content_sha256 = serializers.SerializerMethodField()
     ttt_s = serializers.IntegerField(read_only=True)
     precision_s = serializers.IntegerField(read_only=True)
 
@@ -109,6 +113,10 @@ class NoticeSerializer(serializers.ModelSerializer):
 
     def get_host_hash(self, obj) -> str | None:
         return pseudonymise(obj.host) if not self._shows_urls() else None
+
+    def get_content_sha256(self, obj) -> str | None:
+        """Analysts only (selectors.can_see_content_hashes); null for everyone else."""
+        return obj.content_sha256 if selectors.can_see_content_hashes(self.context["request"].user) else None
 
     def get_verdict(self, obj) -> str | None:
         return obj.verdict(self.context.get("now") or timezone.now())

@@ -36,6 +36,13 @@ def can_see_urls(user) -> bool:
     return role_of(user) in (Role.ANALYST, Role.HOSTER)
 
 
+def can_see_content_hashes(user) -> bool:
+    """SHA-256 of reported content (a notice's `content_sha256`, a check's `body_sha256`): analysts
+    only. A hash of known abuse material is itself restricted: hotlines share such hash lists
+    under agreement, and nobody needs them to judge a takedown time."""
+    return role_of(user) == Role.ANALYST
+
+
 def notices_visible_to(user) -> QuerySet[Notice]:
     role = role_of(user)
     qs = Notice.objects.all()

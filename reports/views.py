@@ -425,6 +425,7 @@ def notice_evidence(request, pk: int):
             "checks": list(notice.checks.all().order_by("checked_at", "id")),
             "show_urls": show_urls,
             "url_shown": notice.url if show_urls else pseudonymise(notice.url),
+            "show_hashes": selectors.can_see_content_hashes(request.user),
             "is_analyst": selectors.can_see_open_notice_list(request.user),
         },
     )

@@ -199,3 +199,21 @@ def test_the_openapi_schema_describes_the_endpoints(api, analyst):
     assert "/api/v1/notices/" in paths and "/api/v1/notices/{id}/" in paths
     params = {p["name"] for p in paths["/api/v1/notices/"]["get"]["parameters"]}
     assert {"hoster", "status", "notified_after", "notified_before"} <= params
+
+
+def test_content_hashes_are_for_analysts_only(api, client, analyst, ministry, researcher, prompt_user, two_notices):
+    """A hash of reported abuse material is itself restricted: only analysts get a notice's
+    content_sha256 and its checks' body_sha256, in the API and on the evidence page."""
+    mine, _ = two_notices
+    Notice.objects.filter(pk=mine.pk).update(content_sha256="c" * 64)
+    Check.objects.create(
+        notice=mine, checked_at=timezone.now(), outcome="online", http_status=200, body_sha256="b" * 64, byte_count=10
+    )
+    for user, sees in ((analyst, True), (ministry, False), (researcher, False), (prompt_user, False)):
+        row = api.as_user(user).get(f"/api/v1/notices/{mine.pk}/").json()
+        assert (row["content_sha256"], row["checks"][0]["body_sha256"]) == (
+            ("c" * 64, "b" * 64) if sees else (None, None)
+        ), user.username
+        client.force_login(user)
+        page = client.get(f"/scorecards/notices/{mine.pk}/").content.decode()
+        assert ("bbbbbbbbbbbbbbbb" in page) is sees and "c" * 64 not in page, user.username
