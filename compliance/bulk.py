@@ -23,10 +23,10 @@ def _adapter(field: models.Field, connection) -> Callable | None:
             # What Django's SQLite backend stores: `str()` of the naive UTC datetime.
             return lambda value: str(value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value)
         return connection.ops.adapt_datetimefield_value
-    if isinstance(field, models.IntegerField | models.CharField | models.TextField | models.ForeignKey):
-        return None  # ints and strings (TextChoices members are str) go to the driver as they are
-    if isinstance(field, models.BooleanField):
-        return None
+    if isinstance(
+        field, models.IntegerField | models.CharField | models.TextField | models.ForeignKey | models.BooleanField
+    ):
+        return None  # ints, strings (TextChoices members are str) and booleans go to the driver as they are
     return lambda value: field.get_db_prep_save(value, connection)
 
 

@@ -331,14 +331,21 @@ class HosterInput:
     prefixes: tuple[str, ...]
 
 
+def due_now_unless_leased(now: datetime):
+    """`next_check_at` for a check asked for now (a hoster's removal claim, an analyst's request):
+    now, unless a monitor holds the notice's lease. Moving a leased notice's `next_check_at` would
+    let a second monitor claim it; the check drain checks it again right after instead."""
+    from django.db.models import Case, F, Value, When
+
+    return Case(When(lease_token__isnull=True, then=Value(now)), default=F("next_check_at"))
+
+
 def notice_check_request(*, notice_ids: list[int], user, now: datetime, request=None) -> int:
     """An analyst asks for an immediate check of these notices (admin "Check now"); returns how
     many open notices were queued. The monitor checks them like any due notice, with the trigger
     `analyst`; the request itself changes no timing. A notice a monitor holds right now (leased)
     keeps its `next_check_at`, so that no second monitor claims it: the drain checks it again
     right after (monitor/recheck.py). Closed notices are not checked on request."""
-    from django.db.models import Case, F, Value, When
-
     from compliance.audit import audit_record
 
     queued = 0
@@ -349,7 +356,7 @@ def notice_check_request(*, notice_ids: list[int], user, now: datetime, request=
             )
             queued += Notice.objects.filter(pk__in=open_ids, status__in=Notice.OPEN_STATUSES).update(
                 check_requested_at=now,
-                next_check_at=Case(When(lease_token__isnull=True, then=Value(now)), default=F("next_check_at")),
+                next_check_at=due_now_unless_leased(now),
             )
             for notice in Notice.objects.filter(pk__in=open_ids):
                 audit_record(actor=user, action="notice.check_now", notice=notice, request=request)

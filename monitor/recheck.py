@@ -401,11 +401,6 @@ def _claim_compare_and_set(*, now: datetime, until: datetime, limit: int, token:
 # --- 2. Check -----------------------------------------------------------------------------------
 
 
-async def _observe(urls: list[str], *, start_by: float) -> list[Observation | None]:
-    async with CheckClient.from_settings() as client:
-        return list(await asyncio.gather(*(client.check(url, start_by=start_by) for url in urls)))
-
-
 # --- 3. Classify --------------------------------------------------------------------------------
 
 

@@ -16,11 +16,12 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from compliance.audit import audit_record
 from compliance.models import Dispute, Notice
+from compliance.services import due_now_unless_leased
 
 # Outcomes of a removal claim.
 RECHECK_QUEUED = "queued"  # a re-check is due now
@@ -76,7 +77,7 @@ def notice_report_removed(*, notice: Notice, user, now: datetime, request=None) 
                 .filter(Q(reported_removed_at__isnull=True) | Q(reported_removed_at=current["reported_removed_at"]))
                 .update(
                     reported_removed_at=now,
-                    next_check_at=Case(When(lease_token__isnull=True, then=Value(now)), default=F("next_check_at")),
+                    next_check_at=due_now_unless_leased(now),
                 )
             )
             # 0 rows: a concurrent claim or the monitor closed it in between; both leave a check due.

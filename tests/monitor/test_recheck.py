@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 import uuid
 from datetime import timedelta
 
@@ -15,6 +14,7 @@ from django.utils import timezone
 from compliance import rules, services
 from compliance.models import Notice
 from monitor import jobs, recheck
+from monitor.fetch import check_urls
 from monitor.models import Check, PlaceholderHash
 from monitor.sandbox.httpserver import ok, status
 
@@ -177,7 +177,7 @@ def test_a_lost_lease_discards_the_observations(db, http_server):
     Notice.objects.filter(pk=notice.pk).update(lease_token=uuid.uuid4())
     import asyncio
 
-    observations = asyncio.run(recheck._observe([c.url for c in claimed], start_by=1e18))
+    observations = asyncio.run(check_urls([c.url for c in claimed]))
     result = recheck.BatchResult(claimed=1)
     recheck.record(claimed, observations, recheck.classify_batch(claimed, observations), token=token, result=result)
     assert result.discarded == 1 and result.recorded == 0
@@ -278,7 +278,7 @@ def test_on_postgresql_takedowns_reappearances_and_lost_leases_are_recorded_in_r
     assert [c.id for c in claimed] == [newer.pk]
     Notice.objects.filter(pk=newer.pk).update(lease_token=uuid.uuid4())
     result = recheck.BatchResult(claimed=1)
-    observations = asyncio.run(recheck._observe([c.url for c in claimed], start_by=1e18))
+    observations = asyncio.run(check_urls([c.url for c in claimed]))
     recheck.record(claimed, observations, recheck.classify_batch(claimed, observations), token=token, result=result)
     assert (result.discarded, result.recorded) == (1, 0)
     assert newer.checks.count() == 1
@@ -339,7 +339,7 @@ def test_a_request_while_the_notice_is_leased_is_checked_right_after(db, http_se
     token = uuid.uuid4()
     claimed = recheck.claim(now=timezone.now(), limit=10, token=token, lease_s=60)
     leased_until = Notice.objects.get(pk=notice.pk).next_check_at
-    observations = asyncio.run(recheck._observe([c.url for c in claimed], start_by=time.monotonic() + 10))
+    observations = asyncio.run(check_urls([c.url for c in claimed]))
     _check_now(analyst, notice)
     # The lease keeps its next_check_at: no second monitor can claim the notice meanwhile.
     assert Notice.objects.get(pk=notice.pk).next_check_at == leased_until
