@@ -344,8 +344,10 @@ MONITOR_PER_IP_CONCURRENCY = env_int("MONITOR_PER_IP_CONCURRENCY", 20, minimum=1
 MONITOR_USER_AGENT = env.str(
     "MONITOR_USER_AGENT", default="TakedownComplianceMonitor/1.0 (hotline takedown check; no content is kept)"
 )
-MONITOR_BATCH = env_int("MONITOR_BATCH", 1000, minimum=1)
-# Seconds a claimed batch stays leased; 0 derives it from the batch size, concurrency and timeout.
+# Notices one call of the check drain handles (streamed in chunks; see monitor/recheck.py). Large, so
+# that a batch's tail (its slowest checks, up to the timeout) is rarely waited for.
+MONITOR_BATCH = env_int("MONITOR_BATCH", 10_000, minimum=1)
+# Seconds a claimed chunk stays leased; 0 derives it from the timeout (the budget + the timeout + 15 s).
 MONITOR_LEASE = env_float("MONITOR_LEASE", 0.0, minimum=0.0)
 MONITOR_CONFIRMATIONS = env_int("MONITOR_CONFIRMATIONS", 2, minimum=1)
 MONITOR_SERVER_GONE_CHECKS = env_int("MONITOR_SERVER_GONE_CHECKS", 3, minimum=1)

@@ -67,6 +67,7 @@ __all__ = [
     "Outcome",
     "TxtAnswer",
     "cache_clear",
+    "generation",
     "cached_host",
     "cached_txt",
     "resolve_host",
@@ -303,11 +304,21 @@ _inflight: dict[tuple, asyncio.Future] = {}  # keyed with the event loop's id: f
 stats = {"queries": 0, "transient": 0, "cache_hits": 0}
 
 
+_generation = 0  # counts cache_clear() calls: the check process (monitor/checker.py) follows them
+
+
 def cache_clear() -> None:
+    global _generation
     with _cache_lock:
         _cache.clear()
+        _generation += 1
     for key in list(stats):
         stats[key] = 0
+
+
+def generation() -> int:
+    """How many times the cache was cleared (monitor/checker.py clears the check process's too)."""
+    return _generation
 
 
 def _cache_get(key: tuple) -> HostAnswer | TxtAnswer | None:

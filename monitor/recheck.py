@@ -4,9 +4,10 @@
 notices are due (monitor/jobs.py). Shaped after healthchecks' sendalerts (STYLE.md): the rows are
 the schedule (`next_check_at`), claims are leases, network work happens outside any transaction.
 
-A batch is streamed in chunks of 2 x `MONITOR_CONCURRENCY` notices: the checks run in an event
-loop on a thread of their own, while the drain's thread claims the next chunks and records the
-finished ones, so the database's work overlaps the checks instead of alternating with them.
+A batch is streamed in chunks of 2 x `MONITOR_CONCURRENCY` notices: the checks run in the check
+process (monitor/checker.py, a child of the monitor with an interpreter of its own), while the
+drain's thread claims the next chunks and records the finished ones, so the database's work
+overlaps the checks instead of alternating with them.
 Every step below works per chunk; every guarantee is per notice.
 
 1. **Claim** (one short transaction per chunk): the due notices (`next_check_at <= now`, oldest
@@ -15,7 +16,7 @@ Every step below works per chunk; every guarantee is per notice.
    anyway). Each gets `lease_token` = this batch's token and `next_check_at` pushed forward by the
    lease, counted from the chunk's claim. Another process skips them; if this one dies, the lease
    expires and they are due again: nothing is lost. A stopping monitor claims no further chunk.
-2. **Check** (no transaction, asyncio, on the check thread, which never touches the database):
+2. **Check** (no transaction, asyncio, in the check process, which never touches the database):
    every URL through monitor/fetch.py, `MONITOR_CONCURRENCY` at once. A check not started within
    the budget of its chunk is given back unchecked (due again at once), so no check outlives its
    lease.
@@ -42,13 +43,10 @@ is checked again right after.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import os
-import queue
 import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -61,9 +59,9 @@ from django.utils import timezone
 
 from compliance import rules
 from compliance.models import Hoster, HosterPrefix, Notice
-from monitor import jobs, schedule
+from monitor import checker, jobs, schedule
 from monitor.attribution import RegisteredNetworks
-from monitor.fetch import CheckClient, Observation
+from monitor.fetch import Observation
 from monitor.models import Attribution, Check, PlaceholderHash
 from monitor.outcomes import Classification, classify
 
@@ -138,14 +136,14 @@ def drain_checks(*, now: datetime | None = None, limit: int | None = None) -> bo
 def run_batch(*, now: datetime | None = None, limit: int | None = None) -> BatchResult:
     """One batch, streamed: its claims, checks and writes overlap (see the module docstring).
 
-    The checks run in an event loop on a thread of their own (`_CheckerThread`); the calling thread
-    does all database work, on its own connection, in chunks of `_chunk_size(limit)` notices:
+    The checks run in the check process (monitor/checker.py); the calling thread does all database
+    work, on its own connection, in chunks of `_chunk_size(limit)` notices:
 
     1. claim the first chunk and start its checks;
     2. while they run, claim the next chunks (up to `limit`) and start theirs;
     3. as checks finish, classify and record them, one transaction per chunk.
 
-    So PostgreSQL updates one chunk's notices while the event loop checks the next ones: only the
+    So PostgreSQL updates one chunk's notices while the check process checks the next ones: only the
     first claim and the last write wait for each other. Each chunk commits on its own; every
     guarantee is per notice (lease, lease check at the write), so a batch dying half-way leaves
     its recorded chunks recorded and the rest leased until the lease expires, as before.
@@ -169,20 +167,20 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
     if not claimed:
         return result
     classifier = _BatchClassifier()
-    with _CheckerThread() as checker:
-        checker.submit(claimed, start_by=start_by)
+    with checker.batch() as checks:
+        checks.submit(claimed, start_by=start_by)
         more = len(claimed) == chunk and result.claimed < limit
-        while checker.in_flight:
-            if more and checker.in_flight <= 2 * chunk and not jobs.stopping.is_set():
+        while checks.in_flight:
+            if more and checks.in_flight <= 2 * chunk and not jobs.stopping.is_set():
                 # Claim ahead (a stopping monitor claims nothing new), then write a chunk if one is ready.
                 want = min(chunk, limit - result.claimed)
                 part, start_by = claim_chunk(want)
                 result.claimed += len(part)
-                checker.submit(part, start_by=start_by)
+                checks.submit(part, start_by=start_by)
                 more = len(part) == want and result.claimed < limit
-                done = checker.finished(at_least=chunk)
+                done = checks.finished(at_least=chunk)
             else:
-                done = checker.finished(at_least=min(chunk, checker.in_flight), wait=True)
+                done = checks.finished(at_least=min(chunk, checks.in_flight), wait=True)
             if done:
                 claimed_part = [c for c, _o in done]
                 observations = [o for _c, o in done]
@@ -204,103 +202,6 @@ def _chunk_size(limit: int) -> int:
     Small enough that writing one chunk overlaps the checks of the next two, large enough that the
     cost per statement stays small."""
     return max(1, min(limit, 2 * settings.MONITOR_CONCURRENCY))
-
-
-class _CheckerThread:
-    """An event loop on a thread of its own, running one CheckClient's checks for one batch.
-
-    `submit` starts checks (thread-safe), `finished` hands back (claimed, observation) pairs as they
-    complete. The loop never touches the database: all of that stays on the caller's thread and
-    its connection (and its transaction, in tests).
-    """
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="monitor-checks", daemon=True)
-        self.results: queue.SimpleQueue[tuple[Claimed, Observation | None]] = queue.SimpleQueue()
-        self.held: list[tuple[Claimed, Observation | None]] = []
-        self.submitted = self.handed_back = 0
-        self.client: CheckClient | None = None
-        self.tasks: set[asyncio.Task] = set()
-
-    def __enter__(self) -> _CheckerThread:
-        self.thread.start()
-        try:
-            self.client = asyncio.run_coroutine_threadsafe(self._open(), self.loop).result()
-        except BaseException:
-            self._stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            asyncio.run_coroutine_threadsafe(self._close(), self.loop).result()
-        finally:
-            self._stop()
-
-    def _stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-        self.loop.close()
-
-    async def _open(self) -> CheckClient:
-        return await CheckClient.from_settings().__aenter__()
-
-    async def _close(self) -> None:
-        # Normally nothing is left; after an error in the caller's thread, in-flight checks are
-        # abandoned (their notices stay leased until the lease expires, as for a killed monitor).
-        for task in list(self.tasks):
-            task.cancel()
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.client is not None:
-            await self.client.__aexit__(None, None, None)
-
-    def submit(self, claimed: list[Claimed], *, start_by: float) -> None:
-        """Start these checks; one not started by `start_by` (time.monotonic()) is handed back unchecked."""
-        if claimed:
-            self.submitted += len(claimed)
-            self.loop.call_soon_threadsafe(self._start, claimed, start_by)
-
-    def _start(self, claimed: list[Claimed], start_by: float) -> None:
-        for c in claimed:
-            task = self.loop.create_task(self._check(c, start_by))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    async def _check(self, c: Claimed, start_by: float) -> None:
-        observation = None
-        try:
-            observation = await self.client.check(c.url, start_by=start_by)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # check() never raises; should it, the notice is given back unchecked
-            log.exception("check of notice %s failed", c.id)
-        self.results.put((c, observation))
-
-    @property
-    def in_flight(self) -> int:
-        """Checks submitted and not yet handed back by `finished`."""
-        return self.submitted - self.handed_back
-
-    def finished(self, *, at_least: int, wait: bool = False) -> list[tuple[Claimed, Observation | None]]:
-        """The checks finished so far, if there are `at_least` (else none, kept for the next call).
-        With `wait`, blocks until there are."""
-        while True:
-            try:
-                self.held.append(
-                    self.results.get(timeout=1.0) if wait and len(self.held) < at_least else self.results.get_nowait()
-                )
-            except queue.Empty:
-                if not wait or len(self.held) >= at_least:
-                    break
-                if not self.thread.is_alive():
-                    raise RuntimeError("the check thread died") from None
-        if len(self.held) < at_least:
-            return []
-        out, self.held = self.held, []
-        self.handed_back += len(out)
-        return out
 
 
 # --- 1. Claim -----------------------------------------------------------------------------------
