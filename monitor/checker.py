@@ -37,6 +37,7 @@ import asyncio
 import atexit
 import itertools
 import logging
+import os
 import queue
 import signal
 import socket
@@ -94,7 +95,10 @@ class CheckProcess:
             )
         finally:
             theirs.close()
-        self.conn = Connection(mine.detach())
+        # The socket object stays ours for `shutdown`: closing a descriptor that the reader thread
+        # is blocked on would neither wake the reader nor tell the child.
+        self.sock = mine
+        self.conn = Connection(os.dup(mine.fileno()))
         self.send_lock = threading.Lock()
         self.batch_lock = threading.Lock()  # one batch at a time
         self.current: CheckBatch | None = None
@@ -135,9 +139,12 @@ class CheckProcess:
         atexit.unregister(self.close)
         self.dead.set()
         try:
-            self.conn.close()  # the child sees end of file and exits
+            self.sock.shutdown(socket.SHUT_RDWR)  # the child sees end of file and exits; our reader stops
         except OSError:
             pass
+        self.reader.join(5)
+        self.sock.close()
+        self.conn.close()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:

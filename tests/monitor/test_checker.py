@@ -61,6 +61,15 @@ def test_one_check_process_serves_batch_after_batch(db, http_server):
     assert Check.objects.count() == 2
 
 
+def test_the_check_process_ends_by_itself_when_the_monitor_lets_go(db, http_server):
+    make_notice(http_server.set("/a.jpg", ok(ITEM)))
+    drain()
+    process = checker._process
+    checker.stop()  # what happens at the monitor's exit
+    assert process.proc.returncode == 0  # it saw the end of its socket and exited (not killed)
+    assert checker._process is None
+
+
 def test_the_monitors_settings_reach_the_check_process_at_each_batch(db, http_server, settings):
     notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
     drain()
