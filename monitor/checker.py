@@ -7,11 +7,12 @@ the 2-core benchmark machine, the process was busy 86 % of the time and the chec
 for the database thread's Python and the other way round. With the checks in a process of their
 own, the two run in parallel (bench/README.md has the figures).
 
-The child (`python -m monitor.checker FD`) never touches the database and never gets a body to
-keep: it runs monitor/fetch.py's `CheckClient` (every SSRF rule is there) and sends back
-`Observation`s, which carry no body. It is started on the first batch and kept for the life of the
-monitor process, so its client (its connections, their TLS contexts) and its DNS cache serve many
-batches. One per monitor process; recheck.py uses it through `batch()`:
+The child (`python -m monitor.checker FD`) never touches the database, has none of the monitor's
+secrets in its environment (no DATABASE_URL, SECRET_KEY, EMAIL_URL) and never gets a body to keep:
+it runs monitor/fetch.py's `CheckClient` (every SSRF rule is there) and sends back `Observation`s,
+which carry no body. It is started on the first batch and kept for the life of the monitor
+process, so its client (its connections, their TLS contexts) and its DNS cache serve many batches.
+One per monitor process; recheck.py uses it through `batch()`:
 
     with checker.batch() as checks:          # sends the monitor's settings, as they are now
         checks.submit(claimed, start_by=...)  # notices (recheck.Claimed) to check
@@ -92,6 +93,7 @@ class CheckProcess:
                 cwd=ROOT,
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
+                env=_child_environment(),
             )
         finally:
             theirs.close()
@@ -150,6 +152,20 @@ class CheckProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+# What the child may see of the monitor's environment. It fetches URLs of strangers and needs no
+# secret: no DATABASE_URL, SECRET_KEY or EMAIL_URL, and no DJANGO_SETTINGS_MODULE either (its
+# settings come from the monitor, message by message).
+_CHILD_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "VIRTUAL_ENV")
+
+
+def _child_environment() -> dict[str, str]:
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name in _CHILD_ENVIRONMENT or (name.startswith("PYTHON") and name != "PYTHONSTARTUP")
+    }
 
 
 class CheckBatch:

@@ -61,6 +61,20 @@ def test_one_check_process_serves_batch_after_batch(db, http_server):
     assert Check.objects.count() == 2
 
 
+def test_the_check_process_has_none_of_the_monitors_secrets(db, http_server, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://user:secret@db.internal/monitor")
+    monkeypatch.setenv("SECRET_KEY", "not-for-the-child")
+    monkeypatch.setenv("EMAIL_URL", "smtp://user:secret@mail.internal")
+    checker.stop()
+    make_notice(http_server.set("/a.jpg", ok(ITEM)))
+    assert drain().recorded == 1  # it works without them
+    with open(f"/proc/{checker._process.proc.pid}/environ", "rb") as f:
+        names = {entry.split(b"=", 1)[0].decode() for entry in f.read().split(b"\0") if entry}
+    assert "PATH" in names
+    assert not names & {"DATABASE_URL", "SECRET_KEY", "EMAIL_URL", "DJANGO_SETTINGS_MODULE"}
+    checker.stop()
+
+
 def test_the_check_process_ends_by_itself_when_the_monitor_lets_go(db, http_server):
     make_notice(http_server.set("/a.jpg", ok(ITEM)))
     drain()
