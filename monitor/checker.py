@@ -19,8 +19,9 @@ One per monitor process; recheck.py uses it through `batch()`:
         done = checks.finished(at_least=10, wait=True)   # [(claimed, Observation | None), ...]
 
 Messages (pickled, over a socket pair; multiprocessing.connection framing):
-- to the child: `("config", settings, dns_generation)` at the start of each batch: the
-  `MONITOR_*` settings (tests change them) and whether the DNS cache was cleared since;
+- to the child: `("config", batch, settings, dns_generation)` at the start of each batch: the
+  `MONITOR_*` settings (tests change them) and whether the DNS cache was cleared since; the child
+  answers `(batch, "ready")` once its client is up, and the batch claims nothing before that;
   `("check", batch, [(notice_id, url, start_by), ...])`; `("cancel", batch)` for a batch given up;
 - to the parent: `(batch, [(notice_id, observation), ...])` as checks finish, several at once.
 
@@ -54,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # A client lives across batches; it is renewed after this many checks (at a batch's start, when
 # none is in flight), so what it remembers per host and per address stays bounded.
 CLIENT_MAX_CHECKS = 100_000
+START_TIMEOUT_S = 60.0  # for the child to start (imports) and open its client
 
 
 # --- The parent's side ---------------------------------------------------------------------------
@@ -126,7 +128,10 @@ class CheckProcess:
                 batch_id, results = self.conn.recv()
                 current = self.current
                 if current is not None and current.id == batch_id:
-                    current.results.put(results)
+                    if results == "ready":
+                        current.ready.set()
+                    else:
+                        current.results.put(results)
                 # else: a batch given up (its notices stay leased until the lease expires)
         except (EOFError, OSError):
             pass
@@ -136,6 +141,7 @@ class CheckProcess:
         current = self.current
         if current is not None:
             current.results.put(None)  # wakes a waiting `finished`
+            current.ready.set()  # and a waiting start (which then finds the process dead)
 
     def close(self) -> None:
         atexit.unregister(self.close)
@@ -177,6 +183,7 @@ class CheckBatch:
         self.process = process
         self.id = next(self._ids)
         self.results: queue.SimpleQueue[list | None] = queue.SimpleQueue()
+        self.ready = threading.Event()
         self.claimed: dict[int, object] = {}  # notice id -> recheck.Claimed, while in flight
         self.held: list = []
         self.submitted = self.handed_back = 0
@@ -190,7 +197,9 @@ class CheckBatch:
         try:
             self.process.current = self
             config = {name: getattr(settings, name) for name in dir(settings) if name.startswith("MONITOR_")}
-            self.process.send(("config", config, dns.generation()))
+            self.process.send(("config", self.id, config, dns.generation()))
+            if not self.ready.wait(START_TIMEOUT_S) or not self.process.is_alive():
+                raise RuntimeError("the check process did not start")
         except BaseException:
             self._leave()
             raise
@@ -269,7 +278,9 @@ class _Worker:
     async def handle(self, message: tuple) -> None:
         kind = message[0]
         if kind == "config":
-            await self._configure(message[1], message[2])
+            _kind, batch_id, config, dns_generation = message
+            await self._configure(config, dns_generation)
+            self.conn.send((batch_id, "ready"))
         elif kind == "check":
             _kind, batch_id, items = message
             tasks = self.tasks.setdefault(batch_id, set())

@@ -84,6 +84,15 @@ def test_the_check_process_ends_by_itself_when_the_monitor_lets_go(db, http_serv
     assert checker._process is None
 
 
+def test_a_cold_start_of_the_check_process_does_not_eat_the_claimed_notices_time_to_start(db, http_server, settings):
+    checker.stop()
+    settings.MONITOR_LEASE = 0.6  # checks must start within 0.3 s of their claim; starting a process takes longer
+    notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
+    result = drain()
+    assert (result.recorded, result.not_started) == (1, 0)  # claimed only once the process was ready
+    assert Check.objects.filter(notice=notice).count() == 1
+
+
 def test_the_monitors_settings_reach_the_check_process_at_each_batch(db, http_server, settings):
     notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
     drain()
