@@ -11,8 +11,9 @@ Timed, each in a process of its own, in `BENCH_MONITOR_ROUNDS` (3) rounds of one
 - **bare**: one aiohttp session, `MONITOR_CONCURRENCY` GETs in flight, each body read and hashed
   (no DNS, no vetting, no redirects handling, no database);
 - **pipeline**: `monitor.recheck.run_batch()` until nothing is due: claim (SKIP LOCKED), check
-  (monitor/fetch.py with every safety rule), classify, write (COPY of the checks, one UPDATE of
-  the notices), exactly as `runmonitor` does.
+  (monitor/fetch.py with every safety rule, in the check process of monitor/checker.py, whose
+  start-up is timed too), classify, write (COPY of the checks, one UPDATE of the notices), with
+  the default settings (`MONITOR_BATCH` 10,000), exactly as `runmonitor` does.
 
 Both use the same concurrency (`BENCH_MONITOR_CONCURRENCY`, default 100) with the per-IP cap set
 to it (the server has one address). Reported per round: checks per second of each and their ratio;

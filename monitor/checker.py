@@ -279,6 +279,7 @@ class _Worker:
         kind = message[0]
         if kind == "config":
             _kind, batch_id, config, dns_generation = message
+            self.tasks = {b: tasks for b, tasks in self.tasks.items() if tasks}  # forget finished batches
             await self._configure(config, dns_generation)
             self.conn.send((batch_id, "ready"))
         elif kind == "check":
