@@ -268,7 +268,7 @@ class _Worker:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.client = None
-        self.client_key: tuple | None = None
+        self.client_config: dict | None = None  # the settings the client was made with
         self.client_checks = 0
         self.dns_generation: int | None = None
         self.tasks: dict[int, set[asyncio.Task]] = {}
@@ -309,23 +309,14 @@ class _Worker:
         if dns_generation != self.dns_generation:
             dns.cache_clear()  # the parent's cache was cleared (tests do, between zones)
             self.dns_generation = dns_generation
-        client = CheckClient.from_settings()
-        key = (
-            client.timeout_s,
-            client.max_bytes,
-            client.max_redirects,
-            client.user_agent,
-            client.concurrency,
-            client.per_ip_concurrency,
-            tuple(client.allowed),
-        )
         idle = not any(self.tasks.values())
-        if self.client is not None and key == self.client_key and not (idle and self.client_checks > CLIENT_MAX_CHECKS):
+        renew = idle and self.client_checks > CLIENT_MAX_CHECKS
+        if self.client is not None and config == self.client_config and not renew:
             return
         if self.client is not None:
             await self._close_client(wait=not idle)
-        self.client = await client.__aenter__()
-        self.client_key, self.client_checks = key, 0
+        self.client = await CheckClient.from_settings().__aenter__()
+        self.client_config, self.client_checks = config, 0
 
     async def _close_client(self, *, wait: bool) -> None:
         old, self.client = self.client, None
