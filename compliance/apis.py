@@ -75,6 +75,7 @@ class NoticeSerializer(serializers.ModelSerializer):
             "notified_at",
             "deadline_s",
             "deadline_at",
+            "regime",
             "status",
             "verdict",
             "repeat_of",
@@ -143,6 +144,12 @@ class NoticeCreateSerializer(serializers.Serializer):
     content_sha256 = serializers.CharField(required=False, allow_blank=True)
     hoster = serializers.CharField(required=False, allow_blank=True, help_text="hoster slug, if already known")
     deadline_s = serializers.IntegerField(required=False, min_value=1, help_text="shorter deadline, e.g. 3600")
+    regime = serializers.ChoiceField(
+        choices=Notice.Regime.choices,
+        required=False,
+        allow_blank=True,
+        help_text="covenant (default), order (a removal order; the default when deadline_s is given), other",
+    )
     source = serializers.CharField(required=False, max_length=100, default="api")
 
 
@@ -223,6 +230,7 @@ class NoticeViewSet(viewsets.ReadOnlyModelViewSet):
                 content_sha256=values.get("content_sha256", ""),
                 hoster=values.get("hoster", ""),
                 deadline_s=values.get("deadline_s"),
+                regime=values.get("regime", ""),
                 now=now,
             )
         except services.NoticeInputError as exc:

@@ -115,8 +115,17 @@ class Notice(models.Model):
         REMOVED = "removed", _("removed")  # takedown confirmed
         UNRESOLVABLE = "unresolvable", _("unresolvable")  # host name never resolved: no measurement
         REPEAT = "repeat", _("repeat")  # a repeat notice of an open notice: not a measurement of its own
+        WITHDRAWN = "withdrawn", _("withdrawn")  # closed by an analyst (sent in error): outside every rate
 
     OPEN_STATUSES = (Status.PENDING, Status.ONLINE, Status.REAPPEARED)
+
+    class Regime(models.TextChoices):
+        """Under which rule the hoster was asked to act: it decides the deadline's meaning. Figures
+        are split by regime, and a survival curve never pools notices of different deadlines."""
+
+        COVENANT = "covenant", _("covenant (24 h)")  # the sector's notice-and-takedown agreement
+        ORDER = "order", _("removal order")  # an authority's order, with its own (short) deadline
+        OTHER = "other", _("other")
 
     class AttributionState(models.TextChoices):
         PENDING = "pending", _("to attribute")
@@ -164,6 +173,7 @@ class Notice(models.Model):
         help_text=_("when the hoster was notified; empty until the notice e-mail is accepted"),
     )
     deadline_s = models.PositiveIntegerField(verbose_name=_("deadline (seconds)"), validators=[MinValueValidator(1)])
+    regime = models.CharField(verbose_name=_("regime"), max_length=20, choices=Regime.choices, default=Regime.COVENANT)
     # notified_at + deadline_s, stored so that SQL can filter and aggregate on it.
     deadline_at = models.DateTimeField(verbose_name=_("deadline"), null=True, blank=True)
 
@@ -224,6 +234,10 @@ class Notice(models.Model):
     reported_removed_at = models.DateTimeField(verbose_name=_("reported removed by the hoster"), null=True, blank=True)
     # An analyst's "check now" (admin): checked at once by the monitor, with the trigger `analyst`.
     check_requested_at = models.DateTimeField(verbose_name=_("check requested by an analyst"), null=True, blank=True)
+
+    # An analyst's close (status `withdrawn`): the notice was sent in error. Audited; outside every rate.
+    withdrawn_at = models.DateTimeField(verbose_name=_("withdrawn"), null=True, blank=True)
+    withdrawn_reason = models.TextField(verbose_name=_("reason for withdrawal"), blank=True, max_length=2000)
 
     created_at = models.DateTimeField(verbose_name=_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(verbose_name=_("updated"), auto_now=True)

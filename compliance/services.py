@@ -48,6 +48,7 @@ class NoticeInput:
     content_sha256: str = ""
     hoster_id: int | None = None
     deadline_s: int | None = None
+    regime: str = ""
 
 
 @dataclass
@@ -75,6 +76,7 @@ def notice_input_parse(
     content_sha256: str | None = "",
     hoster: str | None = "",
     deadline_s: str | int | None = None,
+    regime: str | None = "",
     now: datetime,
     hosters: HosterLookup | None = None,
 ) -> NoticeInput:
@@ -122,6 +124,10 @@ def notice_input_parse(
         except (TypeError, ValueError):
             errors["deadline_s"] = ["deadline_s must be a positive whole number of seconds"]
 
+    regime = (regime or "").strip().lower()
+    if regime and regime not in Notice.Regime.values:
+        errors["regime"] = [f"regime must be one of {', '.join(Notice.Regime.values)}"]
+
     if errors:
         raise NoticeInputError(errors)
     return NoticeInput(
@@ -131,7 +137,18 @@ def notice_input_parse(
         content_sha256=content_sha256,
         hoster_id=hoster_id,
         deadline_s=parsed_deadline,
+        regime=regime,
     )
+
+
+def notice_regime(*, regime: str, deadline_s: int | None) -> str:
+    """The regime of a new notice: as given; without one, a deadline of its own (not
+    COMPLIANCE_DEADLINE) is a removal order's, anything else the covenant's."""
+    if regime:
+        return regime
+    if deadline_s is not None and deadline_s != settings.COMPLIANCE_DEADLINE:
+        return Notice.Regime.ORDER
+    return Notice.Regime.COVENANT
 
 
 def _parse_iso_datetime(text: str, errors: dict[str, list[str]]) -> datetime | None:
@@ -167,6 +184,7 @@ def _notice_values(data: NoticeInput, *, source: str, now: datetime) -> dict[str
         "received_at": now,
         "notified_at": notified_at,
         "deadline_s": deadline_s,
+        "regime": notice_regime(regime=data.regime, deadline_s=data.deadline_s),
         "deadline_at": notified_at + timedelta(seconds=deadline_s) if notified_at else None,
         "hoster_id": data.hoster_id,
         "hoster_source": Notice.HosterSource.HOTLINE if data.hoster_id else "",

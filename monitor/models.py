@@ -90,6 +90,13 @@ class Check(AppendOnlyModel):
     worker = models.CharField(
         verbose_name=_("monitor process"), max_length=100, blank=True, help_text=_("the monitor process that made it")
     )
+    vantage = models.CharField(
+        verbose_name=_("vantage point"),
+        max_length=50,
+        default="local",
+        db_default="local",  # bulk writers (COPY, the demo history) that name no vantage
+        help_text=_("the named place (source address, resolvers, network) the check came from"),
+    )
 
     class Meta:
         verbose_name = _("check")

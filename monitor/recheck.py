@@ -88,6 +88,7 @@ RECORD_FIELDS = (
     "check_requested_at",
     *rules.Timing.FIELDS,
 )
+LOCAL_VANTAGE = "local"  # the monitor's own address and resolvers (MONITOR_VANTAGES adds others)
 CHUNK = 900  # ids per IN (...): below every database's parameter limit
 
 
@@ -586,6 +587,7 @@ CHECK_COLUMNS = (
     "redirect_count",
     "final_url",
     "worker",
+    "vantage",
 )
 
 
@@ -608,6 +610,7 @@ def _check_row(c: Claimed, obs: Observation, kind: Classification) -> tuple:
         obs.redirect_count,
         obs.final_url[:2048],
         WORKER,
+        LOCAL_VANTAGE,
     )
 
 

@@ -22,7 +22,7 @@ class StrictAbort(Exception):
 
 class Command(BaseCommand):
     help = (
-        "Import notices from a CSV file with header url[,notified_at,reference,content_sha256,hoster,deadline_s]. "
+        "Import notices from a CSV file with header url[,notified_at,reference,content_sha256,hoster,deadline_s,regime]. "
         "Bad rows go to stderr with their line number; the last line on stdout is a JSON summary."
     )
 
@@ -35,7 +35,7 @@ class Command(BaseCommand):
         csv_source = CSVSource(
             path=path,
             required=("url",),
-            optional=("notified_at", "reference", "content_sha256", "hoster", "deadline_s"),
+            optional=("notified_at", "reference", "content_sha256", "hoster", "deadline_s", "regime"),
         )
         try:
             rows, total_bytes, counter = csv_source.open()
@@ -71,6 +71,7 @@ class Command(BaseCommand):
                                     content_sha256=row.values.get("content_sha256"),
                                     hoster=row.values.get("hoster"),
                                     deadline_s=row.values.get("deadline_s"),
+                                    regime=row.values.get("regime"),
                                     now=now,
                                     hosters=hosters,
                                 )
