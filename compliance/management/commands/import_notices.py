@@ -22,7 +22,8 @@ class StrictAbort(Exception):
 
 class Command(BaseCommand):
     help = (
-        "Import notices from a CSV file with header url[,notified_at,reference,content_sha256,hoster,deadline_s,regime]. "
+        "Import notices from a CSV file with header "
+        "url[,notified_at,reference,content_sha256,hoster,deadline_s,regime]. "
         "Bad rows go to stderr with their line number; the last line on stdout is a JSON summary."
     )
 
