@@ -126,6 +126,11 @@ INSTALLED_APPS = [
     "monitor",
     "reports",
 ]
+# The demo app (sandbox market, history, the `demo` and `sandbox` commands) only where the demo or
+# the test suite runs: `make demo` and pytest set DEMO=on. No production app imports it.
+DEMO = env_bool("DEMO", False)
+if DEMO:
+    INSTALLED_APPS += ["demo"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from compliance import rules, services
 from compliance.models import Notice
+from demo.sandbox.httpserver import ok, status
 from monitor import jobs, recheck
 from monitor.fetch import check_urls
 from monitor.models import Check, PlaceholderHash
-from monitor.sandbox.httpserver import ok, status
 
 ITEM = b"REPORTED-ITEM-BYTES-3f9c1e"
 

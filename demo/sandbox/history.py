@@ -33,8 +33,8 @@ from django.db import connection, transaction
 
 from compliance import rules
 from compliance.bulk import insert_rows, insert_values
+from demo.sandbox import world as market
 from monitor import schedule
-from monitor.sandbox import world as market
 
 DAY = 86400
 WORKER = "history"  # the `worker` of back-filled checks: they were not made by a live monitor
