@@ -315,6 +315,19 @@ def _as_repeat(notice: Notice, open_notice: Notice) -> Notice:
     return notice
 
 
+# What reading one stored row can raise when a value in it cannot be turned into Python (a BC or
+# year-0 timestamp written before intake checked ranges; psycopg's own DataError where a drain
+# reads with a raw cursor). The drains catch these per row: log with the traceback, push the row
+# forward by BAD_ROW_DELAY, carry on with the others.
+UNREADABLE_ROW_ERRORS: tuple[type[BaseException], ...] = (DataError, ValueError, OverflowError)
+try:
+    import psycopg
+except ImportError:  # pragma: no cover (SQLite-only installs)
+    pass
+else:
+    UNREADABLE_ROW_ERRORS += (psycopg.DataError,)
+BAD_ROW_DELAY = timedelta(hours=1)
+
 # What a row can raise at write time although it passed notice_input_parse (a row built by other
 # code, a database that refuses a value, a constraint): the row is refused, the rest of its batch
 # written. A lost connection (OperationalError) is no row's fault and still stops the import.
