@@ -157,7 +157,7 @@ class NoticeCreateSerializer(serializers.Serializer):
         max_value=services.DEADLINE_MAX_S,
         # The intake's own words (compliance/services.py), as the import and the admin give them.
         error_messages={"min_value": services.DEADLINE_RANGE_MESSAGE, "max_value": services.DEADLINE_RANGE_MESSAGE},
-        help_text="a deadline of its own in seconds, e.g. 3600 (60 s to 365 days)",
+        help_text="a deadline of its own in seconds, e.g. 3600 (1 s to 365 days)",
     )
     regime = serializers.ChoiceField(
         choices=Notice.Regime.choices,

@@ -25,7 +25,16 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.authtoken.models import Token
 
 from compliance.bulk import insert_rows
-from compliance.models import Hoster, HosterASN, HosterPrefix, Membership, Notice, Role
+from compliance.models import (
+    DEADLINE_S_MAX,
+    NOTIFIED_AT_FLOOR,
+    Hoster,
+    HosterASN,
+    HosterPrefix,
+    Membership,
+    Notice,
+    Role,
+)
 from compliance.urlnorm import InvalidURL, NormalizedURL, normalize_url
 
 # The ranges intake accepts (README "import_notices", docs/api.md). Every value inside them can be
@@ -33,13 +42,14 @@ from compliance.urlnorm import InvalidURL, NormalizedURL, normalize_url
 # outside are refused before any write, with the same reason in the API, the import and the admin.
 # A notified_at this far ahead of the clock is a mistake (a wrong offset, a typo), not a notice.
 FUTURE_TOLERANCE = timedelta(minutes=5)
-# Older than the product's domain (notice-and-takedown measurement); also keeps every stored
-# timestamp far from the year-1 and BC values that PostgreSQL stores but Python cannot read.
-NOTIFIED_AT_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
-# A notice's own deadline: from a minute (removal orders run in hours) to a year. Fits a
-# PostgreSQL integer and a timedelta with room to spare.
-DEADLINE_MIN_S = 60
-DEADLINE_MAX_S = 365 * 86400
+# NOTIFIED_AT_FLOOR (2000-01-01, compliance/models.py): older than the product's domain; it also
+# keeps every stored timestamp far from the year-1 and BC values that PostgreSQL stores but Python
+# cannot read. The database refuses what lies outside too (Notice's CheckConstraints).
+# A notice's own deadline: from a second to a year. Removal orders run in hours, but a compressed
+# schedule (the sandbox, scenario tests: a day becomes a minute) uses deadlines of seconds. A year
+# fits a PostgreSQL integer and every date computation with room to spare.
+DEADLINE_MIN_S = 1
+DEADLINE_MAX_S = DEADLINE_S_MAX
 DEADLINE_RANGE_MESSAGE = f"deadline_s must lie between {DEADLINE_MIN_S} and {DEADLINE_MAX_S} seconds (365 days)"
 # Text lengths (the columns' sizes).
 REFERENCE_MAX = 200

@@ -1,14 +1,16 @@
 """One bad notice never stops a drain pass for the others (issue 14).
 
-Intake now refuses every value out of range, but a database may hold rows written before it did:
-on PostgreSQL a `notified_at` of year 1 with a positive offset was stored as a BC timestamp that
-psycopg cannot read back, and every drain pass failed on it. The tests write such values with
-raw SQL (the only way left to store them), beside a good notice, and run each drain once."""
+Intake now refuses every value out of range and the database refuses it too (constraints added
+by migration compliance 0007, which withdraws stored rows out of range), but a drain must not
+depend on that: on PostgreSQL a `notified_at` of year 1 with a positive offset was stored as a
+BC timestamp that psycopg cannot read back, and every drain pass failed on it. The tests write
+such values with raw SQL around the constraint, beside a good notice, and run each drain once."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection, transaction
@@ -30,9 +32,20 @@ UNCOMPUTABLE = {"postgresql": "9999-12-31 12:00:00+00", "sqlite": "9999-12-31 12
 
 
 def poison(notice: Notice, column: str, values: dict[str, str]) -> None:
+    """Store a value as a database without today's constraints held it. The constraint comes back
+    with the test's rollback (PostgreSQL's DDL is transactional) or the pragma's reset (SQLite)."""
     table = connection.ops.quote_name(Notice._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {column} = %s WHERE id = %s", [values[connection.vendor], notice.pk])
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no deferred checks pending: ALTER refuses them
+            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT notice_notified_at_range")
+        else:
+            cursor.execute("PRAGMA ignore_check_constraints = ON")
+        try:
+            cursor.execute(f"UPDATE {table} SET {column} = %s WHERE id = %s", [values[connection.vendor], notice.pk])
+        finally:
+            if connection.vendor == "sqlite":
+                cursor.execute("PRAGMA ignore_check_constraints = OFF")
     assert _use_fails(notice, values), "the poisoned row should fail its readers"
 
 
@@ -156,3 +169,35 @@ def test_the_notifications_drain_sends_the_others_and_pushes_an_unreadable_notic
     assert email.state == "retry" and email.due_at >= before + services.BAD_ROW_DELAY
     assert "cannot be read" in email.last_error
     assert any(r.exc_info and f"notice e-mail {email.pk}" in r.getMessage() for r in caplog.records)
+
+
+def test_the_database_refuses_a_notified_at_out_of_range_whoever_writes(db):
+    from django.db import IntegrityError
+
+    notice = new_notice("http://x.example/a")
+    for value in ("1999-12-31T23:59:59+00:00", "2200-01-01T00:00:00+00:00"):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Notice.objects.filter(pk=notice.pk).update(notified_at=value)
+    for deadline_s in (0, services.DEADLINE_MAX_S + 1):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Notice.objects.filter(pk=notice.pk).update(deadline_s=deadline_s)
+
+
+def test_the_migration_withdraws_stored_notices_out_of_range_and_keeps_their_values_in_words(db):
+    """Migration compliance 0007's repair, run again over a row as an old database held it: the
+    notice becomes readable (withdrawn, its values in the reason) and the good one is untouched."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("compliance.migrations.0007_notice_ranges")
+    bad = new_notice("http://bad.example/a")
+    good = new_notice("http://good.example/a")
+    poison(bad, "notified_at", UNREADABLE)
+    migration.withdraw_out_of_range(apps, SimpleNamespace(connection=connection))  # all it uses of a schema editor
+    bad = Notice.objects.get(pk=bad.pk)  # readable again
+    assert bad.status == "withdrawn" and bad.notified_at is None and bad.deadline_at is None
+    assert bad.next_check_at is None and bad.next_attribution_at is None and bad.withdrawn_at is not None
+    assert "withdrawn by migration compliance 0007" in bad.withdrawn_reason
+    assert ("BC" if connection.vendor == "postgresql" else "0000-12-31") in bad.withdrawn_reason
+    assert Notice.objects.get(pk=good.pk).status == "pending"
