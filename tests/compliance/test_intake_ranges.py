@@ -167,3 +167,18 @@ def test_the_edges_of_every_range_can_be_stored_read_reported_and_drained(api, a
     leased = claim(now=now + timedelta(days=400), limit=10, token=uuid.uuid4(), lease_s=60)
     assert len(leased) == 3
     drain_notifications()
+
+
+def test_the_admin_add_form_refuses_the_same_values_with_the_same_reasons(client, analyst):
+    client.force_login(analyst)
+    response = client.post(
+        "/admin/compliance/notice/add/",
+        {"url": URL, "notified_at": "0001-01-01T00:00:00+05:00", "source": "admin", "deadline_s": "31536001"},
+    )
+    assert response.status_code == 200  # the form again, with its errors
+    body = response.content.decode()
+    assert "is before 2000-01-01" in body
+    assert Notice.objects.count() == 0
+    response = client.post("/admin/compliance/notice/add/", {"url": URL, "source": "admin", "deadline_s": "3600"})
+    assert response.status_code == 302
+    assert Notice.objects.get().source == "admin"
