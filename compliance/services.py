@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -84,10 +85,11 @@ class ImportResult:
     imported: int = 0
     duplicates: int = 0
     repeats: int = 0
-    # By index into the batch's rows: (index, reason) for rows refused at write time, and
-    # (index, what) for duplicates, so that the command reports each at its line.
+    # By index into the batch's rows, so that the command reports each at its line: (index,
+    # reason) for rows refused at write time; (index, index of the earlier row of this batch with
+    # the same reference, or None when the reference was stored before) for duplicates.
     rejected_rows: list[tuple[int, str]] = field(default_factory=list)
-    duplicate_rows: list[tuple[int, str]] = field(default_factory=list)
+    duplicate_rows: list[tuple[int, int | None]] = field(default_factory=list)
 
 
 class HosterLookup:
@@ -218,12 +220,15 @@ def source_parse(source: str) -> str:
     return source
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _text_problem(name: str, text: object) -> str | None:
     if text is None or not isinstance(text, str):
         return None
     if "\x00" in text:
         return f"{name} contains a NUL character"
-    if any("\ud800" <= c <= "\udfff" for c in text):
+    if _SURROGATE.search(text):
         return f"{name} is not valid Unicode text (a lone surrogate)"
     return None
 
@@ -239,7 +244,7 @@ def _parse_deadline(value: str | int, errors: dict[str, list[str]]) -> int | Non
         errors["deadline_s"] = ["deadline_s must be a whole number of seconds"]
         return None
     if not DEADLINE_MIN_S <= parsed <= DEADLINE_MAX_S:
-        errors["deadline_s"] = [f"deadline_s must lie between {DEADLINE_MIN_S} and {DEADLINE_MAX_S} seconds (365 days)"]
+        errors["deadline_s"] = [DEADLINE_RANGE_MESSAGE]
         return None
     return parsed
 
@@ -372,27 +377,29 @@ def notice_import_batch(*, rows: list[NoticeInput], source: str, now: datetime) 
     repeats: list[dict[str, object]] = []
     new_open: set[str] = set()
     seen_refs: dict[str, int] = {}  # reference -> index of its first row in this batch
-    writable: list[tuple[int, NoticeInput]] = []
+    stored_before: list[tuple[int, None]] = []  # duplicates of references stored before
+    candidates: list[tuple[int, NoticeInput]] = []  # every other row that is not refused
     for index, data in enumerate(rows):
         if data.reference and data.reference in existing_refs:
-            result.duplicate_rows.append((index, None))
-            continue
-        if data.reference and data.reference in seen_refs:
-            result.duplicate_rows.append((index, seen_refs[data.reference]))
+            stored_before.append((index, None))
             continue
         try:
             values = _notice_values(data, source=source, now=now)
         except ROW_WRITE_ERRORS as exc:
             result.rejected_rows.append((index, write_error_reason(exc)))
             continue
+        candidates.append((index, data))
+        if data.reference and data.reference in seen_refs:
+            result.duplicate_rows.append((index, seen_refs[data.reference]))
+            continue
         if data.reference:
             seen_refs[data.reference] = index
-        writable.append((index, data))
         if data.url.url in open_ids or data.url.url in new_open:
             repeats.append(values)
         else:
             new_open.add(data.url.url)
             firsts.append(values)
+    result.duplicate_rows = sorted(stored_before + result.duplicate_rows)
     result.duplicates = len(result.duplicate_rows)
 
     try:
@@ -409,11 +416,14 @@ def notice_import_batch(*, rows: list[NoticeInput], source: str, now: datetime) 
                     _repeat_values(values, open_id=open_id, open_hoster_id=hosters.get(open_id))
                 _insert_notices(repeats)
     except ROW_WRITE_ERRORS:
-        log.info("import batch of %d rows: one statement failed; writing row by row", len(writable), exc_info=True)
-        rejected = result.rejected_rows
-        result = _import_one_by_one(rows=writable, source=source, now=now)
-        result.rejected_rows = sorted(rejected + result.rejected_rows)
-        return result
+        log.info("import batch of %d rows: one statement failed; writing row by row", len(rows), exc_info=True)
+        # Row by row over every candidate, duplicates within the batch included: one whose first
+        # row is now refused is imported in its place.
+        one_by_one = _import_one_by_one(rows=candidates, source=source, now=now)
+        one_by_one.rejected_rows = sorted(result.rejected_rows + one_by_one.rejected_rows)
+        one_by_one.duplicate_rows = sorted(stored_before + one_by_one.duplicate_rows)
+        one_by_one.duplicates = len(one_by_one.duplicate_rows)
+        return one_by_one
     result.imported = len(firsts) + len(repeats)
     result.repeats = len(repeats)
     return result

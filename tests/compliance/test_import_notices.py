@@ -360,10 +360,16 @@ def test_a_row_that_fails_at_write_time_is_refused_and_the_rest_of_its_batch_wri
 
     settings.NOTIFY_BY_EMAIL = True  # no notified_at: the deadline is not added to a date before the insert
     now = datetime.now(UTC)
-    rows = [services.notice_input_parse(url=f"http://a.example/{i}", reference=f"R{i}", now=now) for i in range(4)]
+
+    def row(i, ref):
+        return services.notice_input_parse(url=f"http://a.example/{i}", reference=ref, now=now)
+
+    services.notice_import_batch(rows=[row(9, "R9")], source="import", now=now)
+    rows = [row(0, "R0"), row(1, "R1"), row(2, "R2"), row(3, "R3"), row(4, "R2"), row(5, "R0"), row(6, "R9")]
     rows[2] = services.NoticeInput(url=rows[2].url, reference="R2", deadline_s=2**63)
     result = services.notice_import_batch(rows=rows, source="import", now=now)
-    assert (result.imported, result.duplicates) == (3, 0)
     [(index, reason)] = result.rejected_rows
     assert index == 2 and reason.startswith("could not be stored: ")
-    assert sorted(Notice.objects.values_list("reference", flat=True)) == ["R0", "R1", "R3"]
+    # Row 4 repeats row 2's reference: with row 2 refused, it is imported in its place.
+    assert result.imported == 4 and result.duplicate_rows == [(5, 0), (6, None)] and result.duplicates == 2
+    assert sorted(Notice.objects.values_list("url", flat=True)) == [f"http://a.example/{i}" for i in (0, 1, 3, 4, 9)]
