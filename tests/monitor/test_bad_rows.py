@@ -1,7 +1,7 @@
 """One bad notice never stops a drain pass for the others (issue 14).
 
 Intake now refuses every value out of range and the database refuses it too (constraints added
-by migration compliance 0007, which withdraws stored rows out of range), but a drain must not
+by migration compliance 0009, which withdraws stored rows out of range), but a drain must not
 depend on that: on PostgreSQL a `notified_at` of year 1 with a positive offset was stored as a
 BC timestamp that psycopg cannot read back, and every drain pass failed on it. The tests write
 such values with raw SQL around the constraint, beside a good notice, and run each drain once."""
@@ -184,13 +184,13 @@ def test_the_database_refuses_a_notified_at_out_of_range_whoever_writes(db):
 
 
 def test_the_migration_withdraws_stored_notices_out_of_range_and_keeps_their_values_in_words(db):
-    """Migration compliance 0007's repair, run again over a row as an old database held it: the
+    """Migration compliance 0009's repair, run again over a row as an old database held it: the
     notice becomes readable (withdrawn, its values in the reason) and the good one is untouched."""
     import importlib
 
     from django.apps import apps
 
-    migration = importlib.import_module("compliance.migrations.0007_notice_ranges")
+    migration = importlib.import_module("compliance.migrations.0009_notice_ranges")
     bad = new_notice("http://bad.example/a")
     good = new_notice("http://good.example/a")
     poison(bad, "notified_at", UNREADABLE)
@@ -198,6 +198,6 @@ def test_the_migration_withdraws_stored_notices_out_of_range_and_keeps_their_val
     bad = Notice.objects.get(pk=bad.pk)  # readable again
     assert bad.status == "withdrawn" and bad.notified_at is None and bad.deadline_at is None
     assert bad.next_check_at is None and bad.next_attribution_at is None and bad.withdrawn_at is not None
-    assert "withdrawn by migration compliance 0007" in bad.withdrawn_reason
+    assert "withdrawn by migration compliance 0009" in bad.withdrawn_reason
     assert ("BC" if connection.vendor == "postgresql" else "0000-12-31") in bad.withdrawn_reason
     assert Notice.objects.get(pk=good.pk).status == "pending"

@@ -36,7 +36,7 @@ def withdraw_out_of_range(apps, schema_editor):
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         for pk, notified_at, deadline_s, deadline_at in bad:
             reason = (
-                "withdrawn by migration compliance 0007: stored values out of the accepted range "
+                "withdrawn by migration compliance 0009: stored values out of the accepted range "
                 f"(notified_at {notified_at}, deadline_s {deadline_s}, deadline_at {deadline_at}); "
                 "enter the notice again with the right values"
             )
@@ -55,7 +55,7 @@ def withdraw_out_of_range(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('compliance', '0006_regime_withdrawn'),
+        ('compliance', '0008_methodology_record'),
     ]
 
     operations = [
