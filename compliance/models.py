@@ -9,7 +9,7 @@ that still saw it) giving the measurement's precision.
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -101,6 +101,15 @@ class HosterPrefix(models.Model):
         net = ipaddress.ip_network(self.prefix)
         self.prefix, self.version, self.length = str(net), net.version, net.prefixlen
         super().save(*args, **kwargs)
+
+
+# What the database itself accepts for a notice (CheckConstraints below), whoever writes: every
+# value inside can be read back by Python on both databases and computed with (a deadline of a
+# year, schedules). Intake's own ranges are narrower (compliance/services.py: notified_at not
+# after now + 5 minutes).
+NOTIFIED_AT_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+NOTIFIED_AT_CEILING = datetime(2200, 1, 1, tzinfo=UTC)
+DEADLINE_S_MAX = 365 * 86400
 
 
 class Notice(models.Model):
@@ -266,6 +275,16 @@ class Notice(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(repeat_of__isnull=True) | Q(status="repeat"), name="notice_repeat_has_repeat_status"
+            ),
+            # Issue 14: a year-1 notified_at was stored on PostgreSQL as a BC timestamp no reader
+            # could load, and every page, report and drain over it failed.
+            models.CheckConstraint(
+                condition=Q(notified_at__isnull=True)
+                | Q(notified_at__gte=NOTIFIED_AT_FLOOR, notified_at__lt=NOTIFIED_AT_CEILING),
+                name="notice_notified_at_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(deadline_s__gte=1, deadline_s__lte=DEADLINE_S_MAX), name="notice_deadline_s_range"
             ),
         ]
         indexes = [

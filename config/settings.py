@@ -37,7 +37,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be on or off, not {raw!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = env.str(name, default="")
     if raw == "":
         return default
@@ -47,6 +47,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, not {value}")
     return value
 
 
@@ -302,7 +304,8 @@ LOGGING = {
 # --- The measurement ----------------------------------------------------------------------------
 
 # Seconds from notification to deadline. A notice may carry a shorter deadline of its own.
-COMPLIANCE_DEADLINE = env_int("COMPLIANCE_DEADLINE", 86400, minimum=1)
+# At most a year: the database refuses a longer deadline (compliance/models.py, notice_deadline_s_range).
+COMPLIANCE_DEADLINE = env_int("COMPLIANCE_DEADLINE", 86400, minimum=1, maximum=365 * 86400)
 # Version of the accounting rules (what counts as a takedown, the schedule, the verdict). Every
 # published figure carries it; its home, with the list of versions, is compliance/methodology.py.
 METHODOLOGY_VERSION = methodology.CURRENT
