@@ -149,3 +149,26 @@ def test_the_api_matches_its_schema(label, api_schema, world, settings):
         except Exception as exc:  # every mode's failure is reported, not only the first
             failures.append(f"{mode.value}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_an_unknown_api_path_answers_json_like_the_apis_other_404s(client, db):
+    response = client.get("/api/v1/notices/1.5/")
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_every_operation_documents_the_shared_error_answers(world):
+    """401 and 403 everywhere; 404 where a path names an object or a list is paged; 400 for filters."""
+    paths = world.clients["analyst"].get("/api/schema/?format=json").json()["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            assert {"401", "403"} <= codes, f"{method} {path}"
+            if "{" in path:
+                assert "404" in codes, f"{method} {path}"
+            for code, response in operation["responses"].items():
+                if code.startswith("4"):
+                    assert "application/json" in response.get("content", {}), f"{method} {path} {code}"
+    assert "400" in paths["/api/v1/notices/"]["get"]["responses"]  # ?status=nonsense
+    assert "404" in paths["/api/v1/notices/"]["get"]["responses"]  # ?page=0
