@@ -20,7 +20,8 @@ from collections import Counter
 
 import pytest
 import schemathesis
-from django.db import transaction
+from django.core import signals
+from django.db import close_old_connections, transaction
 from django.test import override_settings
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -57,14 +58,25 @@ TESTED: Counter = Counter()
 
 @pytest.fixture(scope="module")
 def _world(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        outer = transaction.atomic()
-        outer.__enter__()
-        try:
-            yield build_world()
-        finally:
-            transaction.set_rollback(True)
-            outer.__exit__(None, None, None)
+    """The world, built once inside a transaction rolled back at the end (as in the matrix).
+
+    The WSGI handler sends request_started/request_finished, whose close_old_connections would
+    close the test's connection (and its transaction) on PostgreSQL after every request. Django's
+    test client disconnects it while it runs a request; here it is disconnected for the module."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        with django_db_blocker.unblock():
+            outer = transaction.atomic()
+            outer.__enter__()
+            try:
+                yield build_world()
+            finally:
+                transaction.set_rollback(True)
+                outer.__exit__(None, None, None)
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
