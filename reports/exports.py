@@ -36,12 +36,12 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import NotSupportedError, connection, transaction
 from django.db.models import Case, F, Func, QuerySet, TextField, Value, When
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models.functions import NullIf
 
 from compliance import selectors
 from compliance.pseudonym import pseudonymise
 from reports.periods import Period
-from reports.scorecards import WholeSeconds, ttt_expression
+from reports.scorecards import precision_ms_expression, ttt_ms_expression
 
 CHUNK_ROWS = 5000
 
@@ -90,6 +90,34 @@ class IsoUtc(Func):
 
     def as_sql(self, compiler, connection, **extra):
         raise NotSupportedError(f"IsoUtc is not implemented for {connection.vendor}")
+
+
+class SecondsText(Func):
+    """Milliseconds (an integer expression) as seconds with three decimals, `4.501`, `-0.250`: the
+    same text on both databases, exact (no float in between). `ttt_s` and `precision_s` are
+    rounded up to the millisecond before (reports.scorecards.Milliseconds)."""
+
+    arity = 1
+    output_field = TextField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        ms, params = compiler.compile(self.source_expressions[0])
+        sql = (
+            f"(CASE WHEN {ms} < 0 THEN '-' ELSE '' END || (abs({ms}) / 1000)::text || '.' "
+            f"|| lpad((abs({ms}) %% 1000)::text, 3, '0'))"
+        )
+        return sql, (*params, *params, *params)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        ms, params = compiler.compile(self.source_expressions[0])
+        sql = (
+            f"(CASE WHEN {ms} < 0 THEN '-' ELSE '' END || (abs({ms}) / 1000) || '.' "
+            f"|| substr('00' || (abs({ms}) %% 1000), -3, 3))"
+        )
+        return sql, (*params, *params, *params)
+
+    def as_sql(self, compiler, connection, **extra):
+        raise NotSupportedError(f"SecondsText is not implemented for {connection.vendor}")
 
 
 @dataclass(frozen=True)
@@ -141,8 +169,8 @@ def export_queryset(user, flt: ExportFilter, *, now: datetime) -> QuerySet:
             x_deadline=IsoUtc("deadline_at"),
             x_online=IsoUtc("last_online_at"),
             x_takedown=IsoUtc("takedown_at"),
-            x_ttt=ttt_expression(),
-            x_precision=WholeSeconds(Coalesce(F("last_online_at"), F("notified_at")), F("takedown_at")),
+            x_ttt=SecondsText(ttt_ms_expression()),
+            x_precision=SecondsText(precision_ms_expression()),
             x_mechanism=NullIf("removal_mechanism", Value("")),
             x_displaced=_as_text("is_displaced"),
             x_cdn=_as_text("is_behind_cdn"),
@@ -355,6 +383,8 @@ def python_csv_chunks(user, flt: ExportFilter, *, now: datetime) -> Iterator[byt
 
 
 BOOL_COLUMNS = tuple(i for i, c in enumerate(COLUMNS) if c.startswith("is_"))
+# Seconds to the millisecond, exported as text (`4.501`) in CSV; numbers in JSON Lines and Parquet.
+SECONDS_COLUMNS = tuple(COLUMNS.index(c) for c in ("ttt_s", "precision_s"))
 
 
 def jsonl_stream(user, flt: ExportFilter, *, now: datetime) -> Iterator[bytes]:
@@ -364,6 +394,9 @@ def jsonl_stream(user, flt: ExportFilter, *, now: datetime) -> Iterator[bytes]:
         for row in batch:
             for i in BOOL_COLUMNS:
                 row[i] = row[i] == "true"
+            for i in SECONDS_COLUMNS:
+                if row[i] is not None:
+                    row[i] = float(row[i])
             lines.append(dumps(dict(zip(COLUMNS, row, strict=True))))
         yield ("\n".join(lines) + "\n").encode()
 
@@ -380,8 +413,8 @@ PARQUET_SCHEMA = pa.schema(
         ("verdict", pa.string()),
         ("last_online_at", TIMESTAMP),
         ("takedown_at", TIMESTAMP),
-        ("ttt_s", pa.int64()),
-        ("precision_s", pa.int64()),
+        ("ttt_s", pa.float64()),
+        ("precision_s", pa.float64()),
         ("removal_mechanism", pa.string()),
         ("is_displaced", pa.bool_()),
         ("reappearance_count", pa.int64()),
@@ -434,6 +467,8 @@ def parquet_stream(user, flt: ExportFilter, *, now: datetime, metadata: dict[str
                     arrays.append(pc.equal(pa.array(values, type=pa.string()), "true"))
                 elif field.type == TIMESTAMP:
                     arrays.append(pa.array(values, type=pa.string()).cast(TIMESTAMP))
+                elif field.type == pa.float64():
+                    arrays.append(pa.array(values, type=pa.string()).cast(pa.float64()))
                 else:
                     arrays.append(pa.array(values, type=field.type))
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))

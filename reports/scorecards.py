@@ -6,8 +6,9 @@ table, the scorecards, the "below the bar" list and the rollups behind them.
 Two SQL queries per period (both over measured notices, `compliance.selectors.measured_notices`):
 1. one aggregate per hoster: notices, removed, within, late, pending, open, reappearances, ...
    (the verdict is `selectors.verdict_expression`, the SQL twin of `compliance.rules.verdict`);
-2. the observations grouped per hoster and whole second: how many notices were taken down at
-   each time to takedown, and how many still-online notices were last seen at each time (censored).
+2. the observations grouped per hoster and millisecond (each time rounded UP to the next
+   millisecond, never below the observation): how many notices were taken down at each time to
+   takedown, and how many still-online notices were last seen at each time (censored).
    Percentiles, the Kaplan-Meier curve and the takedown-time histogram are computed from these
    counts by reports/survival.py, the same way on PostgreSQL and SQLite.
 
@@ -48,45 +49,62 @@ OPEN = tuple(Notice.OPEN_STATUSES)
 MECHANISMS = tuple(Notice.RemovalMechanism.values)
 
 
-class WholeSeconds(Func):
-    """Whole seconds from the first datetime to the second, truncated toward zero (as `Notice.ttt_s`)."""
+class Milliseconds(Func):
+    """Milliseconds from the first datetime to the second, rounded UP (toward +infinity) to the next
+    whole millisecond: a time to takedown is an upper bound and never falls below the observation
+    (docs/methodology.md, "Times are upper bounds"). The same integer on PostgreSQL and SQLite, and
+    the same as `compliance.rules.seconds_up` * 1000 in Python."""
 
     arity = 2
     output_field = BigIntegerField()
 
+    @staticmethod
+    def _ceil_ms(us: str) -> str:
+        # Integer division truncates toward zero on both databases: for us >= 0 add 999 first; for
+        # a negative difference (gone before the notification) truncation already rounds up.
+        return f"(CASE WHEN ({us}) >= 0 THEN (({us}) + 999) / 1000 ELSE ({us}) / 1000 END)"
+
     def as_postgresql(self, compiler, connection, **extra):
-        # end - start: arguments are (start, end).
         start, end = self.source_expressions
         start_sql, start_params = compiler.compile(start)
         end_sql, end_params = compiler.compile(end)
-        # date_part (double precision) rather than EXTRACT (numeric, several times slower per row);
-        # exact here: microsecond resolution keeps every value at least 1e-6 from the next integer.
-        return f"TRUNC(date_part('epoch', {end_sql} - {start_sql}))::bigint", (*end_params, *start_params)
+        # date_part (double precision) rather than EXTRACT (numeric, several times slower per row),
+        # rounded to the whole microsecond it is (a double holds microseconds exactly for centuries),
+        # then rounded up to the millisecond in integers: no float ever decides a millisecond.
+        us = f"round(date_part('epoch', {end_sql} - {start_sql}) * 1000000)::bigint"
+        return self._ceil_ms(us), (*end_params, *start_params) * 3
 
     def as_sqlite(self, compiler, connection, **extra):
-        # Django's own SQLite function for datetime differences, in microseconds; integer division
-        # truncates toward zero as Python's int() does.
+        # Django's own SQLite function for datetime differences, in whole microseconds.
         start, end = self.source_expressions
         start_sql, start_params = compiler.compile(start)
         end_sql, end_params = compiler.compile(end)
-        return f"(django_timestamp_diff({end_sql}, {start_sql}) / 1000000)", (*end_params, *start_params)
+        us = f"django_timestamp_diff({end_sql}, {start_sql})"
+        return self._ceil_ms(us), (*end_params, *start_params) * 3
 
     def as_sql(self, compiler, connection, **extra):
-        raise NotSupportedError(f"WholeSeconds is not implemented for {connection.vendor}")
+        raise NotSupportedError(f"Milliseconds is not implemented for {connection.vendor}")
 
 
-def ttt_expression() -> WholeSeconds:
-    """Time to takedown in whole seconds (CONTRACT: takedown_at - notified_at)."""
-    return WholeSeconds(F("notified_at"), F("takedown_at"))
+def ttt_ms_expression() -> Milliseconds:
+    """Time to takedown in milliseconds, rounded up (CONTRACT: takedown_at - notified_at)."""
+    return Milliseconds(F("notified_at"), F("takedown_at"))
 
 
-def observed_time_expression():
-    """Kaplan-Meier time of a notice: its time to takedown; for one without takedown (censored),
-    the time from notification to its last check, 0 if it was never checked."""
+def precision_ms_expression() -> Milliseconds:
+    """The takedown's precision in milliseconds, rounded up: takedown_at - last_online_at (from the
+    notification when the content was never seen online), as `Notice.precision_s`."""
+    return Milliseconds(Coalesce(F("last_online_at"), F("notified_at")), F("takedown_at"))
+
+
+def observed_ms_expression():
+    """Kaplan-Meier time of a notice in milliseconds (rounded up): its time to takedown; for one
+    without takedown (censored), the time from notification to its last check, 0 if it was never
+    checked."""
     return Case(
-        When(takedown_at__isnull=False, then=ttt_expression()),
+        When(takedown_at__isnull=False, then=ttt_ms_expression()),
         When(last_checked_at__isnull=True, then=Value(0)),
-        default=Greatest(Value(0), WholeSeconds(F("notified_at"), F("last_checked_at"))),
+        default=Greatest(Value(0), Milliseconds(F("notified_at"), F("last_checked_at"))),
         output_field=BigIntegerField(),
     )
 
@@ -197,11 +215,11 @@ def _deadlines(qs: QuerySet[Notice], hoster_ids: list[int | None]) -> dict[int |
 
 
 def _grouped_observations(qs: QuerySet[Notice]) -> dict[int | None, survival.Grouped]:
-    """Query 2: per hoster, (time, takedowns, observations) at each distinct whole second."""
+    """Query 2: per hoster, (time in ms, takedowns, observations) at each distinct millisecond."""
     grouped_qs = (
         qs.annotate(
             hid=Coalesce("hoster_id", Value(0), output_field=BigIntegerField()),
-            t=observed_time_expression(),
+            t=observed_ms_expression(),
             ev=Case(When(takedown_at__isnull=False, then=Value(1)), default=Value(0), output_field=IntegerField()),
         )
         .order_by()
@@ -258,7 +276,7 @@ def _metrics_from(row: dict, grouped: survival.Grouped, *, hoster: str | None, n
         m.compliance_rate_low, m.compliance_rate_high = (round(x, 4) for x in interval)
     m.median_ttt_s, m.p90_ttt_s = survival.takedown_percentiles(grouped)
     curve = survival.kaplan_meier(grouped)
-    m.km_median_ttt_s = float(curve.median) if curve.median is not None else None
+    m.km_median_ttt_s = curve.median_s
     m.is_small_sample = decided < settings.SCORECARD_MIN_NOTICES
     m.methodology_version = settings.METHODOLOGY_VERSION
     return m

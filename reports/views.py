@@ -376,7 +376,7 @@ def notices(request, slug: str):
     condition, label = figure_filter(figure)
     qs = selectors.annotate_verdict(
         selectors.measured_notices(selectors.notices_visible_to(request.user)).filter(hoster=hoster), now
-    ).annotate(ttt_seconds=scorecards.ttt_expression())
+    ).annotate(ttt_ms=scorecards.ttt_ms_expression())
     if period.start:
         qs = qs.filter(notified_at__gte=period.start)
     if period.end:
@@ -387,6 +387,7 @@ def notices(request, slug: str):
     show_urls = selectors.can_see_urls(request.user)
     for n in page.object_list:
         n.url_shown = n.url if show_urls else pseudonymise(n.url)
+        n.ttt_seconds = None if n.ttt_ms is None else n.ttt_ms / 1000
     params = {**period.query_params(), "figure": figure}
     export = {**params, "hoster": hoster.slug}
     if condition is not None and figure in ("within", "late", "pending"):
