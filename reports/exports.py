@@ -51,6 +51,7 @@ COLUMNS = [
     "notified_at",
     "deadline_at",
     "deadline_s",
+    "regime",
     "status",
     "verdict",
     "last_online_at",
@@ -126,6 +127,7 @@ class ExportFilter:
     hoster: str | None = None  # slug
     statuses: tuple[str, ...] = ()
     verdict: str | None = None
+    regime: str | None = None
 
     def describe(self) -> dict[str, str]:
         d = {}
@@ -138,6 +140,8 @@ class ExportFilter:
             d["status"] = ",".join(self.statuses)
         if self.verdict:
             d["verdict"] = self.verdict
+        if self.regime:
+            d["regime"] = self.regime
         return d
 
 
@@ -160,6 +164,8 @@ def export_queryset(user, flt: ExportFilter, *, now: datetime) -> QuerySet:
         qs = qs.filter(hoster__slug=flt.hoster)
     if flt.statuses:
         qs = qs.filter(status__in=flt.statuses)
+    if flt.regime:
+        qs = qs.filter(regime=flt.regime)
     qs = selectors.annotate_verdict(qs, now)
     if flt.verdict:
         qs = qs.filter(verdict_sql=flt.verdict)
@@ -189,6 +195,7 @@ SOURCE_FIELDS = (
     "x_notified",
     "x_deadline",
     "deadline_s",
+    "regime",
     "status",
     "verdict_sql",
     "x_online",
@@ -409,6 +416,7 @@ PARQUET_SCHEMA = pa.schema(
         ("notified_at", TIMESTAMP),
         ("deadline_at", TIMESTAMP),
         ("deadline_s", pa.int64()),
+        ("regime", pa.string()),
         ("status", pa.string()),
         ("verdict", pa.string()),
         ("last_online_at", TIMESTAMP),

@@ -70,6 +70,13 @@ EXPECTED = [
         "median_ttt_s": 7200.0,
         "p90_ttt_s": 88560.0,  # 86400 + 0.6 * 3600
         "km_median_ttt_s": 86400.0,  # S: 6/7, *4/5, *3/4 = 0.514, *2/3 = 0.343
+        "regime": None,
+        "taken_down": 5,  # the reappeared one too: it is open, not removed
+        "reappeared": 1,
+        "server_gone": 0,
+        "server_gone_provisional": 0,
+        "repeats": 1,
+        "withdrawn": 0,
     },
     {
         "hoster": "slow",
@@ -83,6 +90,13 @@ EXPECTED = [
         "median_ttt_s": 86430.0,
         "p90_ttt_s": 155526.0,  # 60 + 0.9 * 172740
         "km_median_ttt_s": 172800.0,
+        "regime": None,
+        "taken_down": 2,
+        "reappeared": 0,
+        "server_gone": 1,
+        "server_gone_provisional": 0,
+        "repeats": 0,
+        "withdrawn": 0,
     },
 ]
 
@@ -150,7 +164,7 @@ def test_national_figures_include_unattributed_notices(case):
         "moved": 1,
         "unknown": 1,
     }
-    assert result.curves[None]["survival"][0][0] == 60
+    assert result.curves[None]["curves"][0]["survival"][0][0] == 60  # the 1 h deadline first
     assert sum(b["count"] for b in result.curves[None]["histogram"]) == result.national.taken_down
 
 
