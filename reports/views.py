@@ -540,7 +540,7 @@ def methodology(request):
             "min_notices": settings.SCORECARD_MIN_NOTICES,
             "bar_percent": f"{settings.SCORECARD_BAR * 100:g}",
             "bar_min": settings.SCORECARD_BAR_MIN_NOTICES,
-            "max_age_min": f"{settings.SCORECARD_ROLLUP_MAX_AGE / 60:g}",
+            "max_age_s": settings.SCORECARD_ROLLUP_MAX_AGE,
             "methodology_version": settings.METHODOLOGY_VERSION,
         },
     )
