@@ -74,6 +74,9 @@ class RollupCell(models.Model):
     Nothing here is evidence: it can always be recomputed from the notices."""
 
     day = models.DateField(verbose_name=_("day"))
+    # A month's cell (`day` its first day): the sum of that month's day cells, kept with them so
+    # that a year is merged from 12 cells per hoster rather than 365 (reports/rollups.py).
+    is_month = models.BooleanField(verbose_name=_("whole month"), default=False)
     hoster = models.ForeignKey(
         Hoster, verbose_name=_("hoster"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
@@ -115,7 +118,7 @@ class RollupCell(models.Model):
         verbose_name = _("rollup cell")
         verbose_name_plural = _("rollup cells")
         indexes = [
-            models.Index(fields=["day"], name="rollup_cell_day"),
+            models.Index(fields=["is_month", "day"], name="rollup_cell_day"),
             # The rollup drain: days whose verdicts change with time alone.
             models.Index(fields=["next_change_at"], name="rollup_cell_next_change"),
         ]

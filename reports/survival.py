@@ -53,15 +53,23 @@ class Grouped:
         parts = [p for p in parts if len(p.times)]
         if not parts:
             return cls.empty()
-        times = np.concatenate([p.times for p in parts])
-        events = np.concatenate([p.events for p in parts])
-        counts = np.concatenate([p.counts for p in parts])
-        unique, inverse = np.unique(times, return_inverse=True)
-        return cls(
-            unique,
-            np.bincount(inverse, weights=events, minlength=len(unique)).astype(np.int64),
-            np.bincount(inverse, weights=counts, minlength=len(unique)).astype(np.int64),
+        if len(parts) == 1:
+            return parts[0]
+        return cls.from_sorted_runs(
+            np.concatenate([p.times for p in parts]),
+            np.concatenate([p.events for p in parts]),
+            np.concatenate([p.counts for p in parts]),
         )
+
+    @classmethod
+    def from_sorted_runs(cls, times: np.ndarray, events: np.ndarray, counts: np.ndarray) -> Grouped:
+        """Grouped from concatenated groups (each sorted by time): a stable sort (timsort, which
+        merges the sorted runs it finds) and a sum per distinct time. Several times faster than
+        np.unique over a year's million observations."""
+        order = np.argsort(times, kind="stable")
+        times, events, counts = times[order], events[order], counts[order]
+        starts = np.flatnonzero(np.concatenate(([True], times[1:] != times[:-1])))
+        return cls(times[starts], np.add.reduceat(events, starts), np.add.reduceat(counts, starts))
 
     @classmethod
     def from_durations(cls, durations, observed) -> Grouped:
@@ -115,15 +123,16 @@ class SurvivalCurve:
             buckets = np.floor(np.linspace(0, limit, n, endpoint=False)).astype(np.int64)
             last_of_bucket = np.flatnonzero(np.diff(buckets, append=limit))
             idx = last_of_bucket
-        return [
+        # Vectorised: a scorecard's rollup holds hundreds of curves.
+        table = np.column_stack(
             [
-                int(self.times[i]) / 1000,
-                round(float(self.survival[i]), 6),
-                round(float(self.lower[i]), 6),
-                round(float(self.upper[i]), 6),
+                self.times[idx] / 1000,
+                np.round(self.survival[idx], 6),
+                np.round(self.lower[idx], 6),
+                np.round(self.upper[idx], 6),
             ]
-            for i in idx
-        ]
+        )
+        return table.tolist()
 
 
 def kaplan_meier(grouped: Grouped, *, z: float = Z_95) -> SurvivalCurve:

@@ -56,13 +56,13 @@ def test_a_change_recomputes_only_the_day_it_touches(data, prompt_hoster):
     now = data
     rollups.catch_up(now)
     rollups.catch_up(now + timedelta(minutes=5))  # past the margin: the data's own changes are done
-    before = dict(RollupCell.objects.values_list("day", "computed_at"))
+    before = dict(RollupCell.objects.filter(is_month=False).values_list("day", "computed_at"))
     later = now + timedelta(minutes=10)
     changed = Notice.objects.filter(hoster=prompt_hoster).order_by("id").first()
     Notice.objects.filter(pk=changed.pk).update(status="reappeared", reappearance_count=1, updated_at=later)
     days = rollups.catch_up(later + timedelta(seconds=1))
     assert days == {rollups.local_day(changed.notified_at)}
-    after = dict(RollupCell.objects.values_list("day", "computed_at"))
+    after = dict(RollupCell.objects.filter(is_month=False).values_list("day", "computed_at"))
     assert {d for d in after if after[d] != before.get(d)} == days
     figures = rollups.figures(
         periods.resolve("all", later), now=later, hosters=Hoster.objects.all(), notices=Notice.objects.all()
@@ -76,11 +76,11 @@ def test_a_passing_deadline_changes_the_figures_without_any_check(prompt_hoster)
     now = timezone.now()
     n = notice(prompt_hoster, now - timedelta(minutes=2), status="online", deadline_s=180, last_checked_at=now)
     rollups.catch_up(now)
-    cell = RollupCell.objects.get()
+    cell = RollupCell.objects.get(is_month=False)
     assert (cell.pending, cell.late, cell.next_change_at) == (1, 0, n.deadline_at)
     after = n.deadline_at + timedelta(seconds=1)
     assert rollups.catch_up(after) == {rollups.local_day(n.notified_at)}
-    cell = RollupCell.objects.get()
+    cell = RollupCell.objects.get(is_month=False)
     assert (cell.pending, cell.late, cell.next_change_at) == (0, 1, None)
 
 
@@ -180,3 +180,25 @@ def test_monthly_rates_feed_the_sparklines(data, prompt_hoster, slow_hoster):
     this_month = keys.index(periods.last_months(now - timedelta(days=3), 1)[0])
     assert rates[prompt_hoster.pk][this_month] == 1.0
     assert sum(r is None for r in rates[prompt_hoster.pk]) == 2
+
+
+def test_whole_months_and_edge_days_add_up_to_every_named_period(prompt_hoster, slow_hoster):
+    """A period is merged from month cells for its whole months and day cells at its edges: every
+    named period gives exactly the figures computed from the notices."""
+    now = timezone.now()
+    for i in range(60):
+        hoster = prompt_hoster if i % 3 else slow_hoster
+        at = now - timedelta(days=7 * i + 1, hours=i % 5)
+        if i % 4:
+            notice(hoster, at, ttt_s=900 * (i + 1) + 0.25, removal_mechanism="file_gone")
+        else:
+            notice(hoster, at, status="online", last_checked_at=at + timedelta(hours=i + 1))
+    rollups.catch_up(now)
+    assert RollupCell.objects.filter(is_month=True).exists()
+    keys = ["30d", "90d", "365d", "all", str(now.year), *periods.last_months(now, 14)]
+    for key in keys:
+        period = periods.resolve(key, now)
+        merged = rollups.merge(period, now=now)
+        live = scorecards.period_metrics(period, now=now)
+        assert [m.as_dict() for m in merged.hosters] == [m.as_dict() for m in live.hosters], key
+        assert merged.national.as_dict() == live.national.as_dict(), key
