@@ -146,9 +146,23 @@ def compute_cells(days: set[date] | None, *, now: datetime) -> int:
         )
     stale = RollupCell.objects.all() if days is None else RollupCell.objects.filter(is_month=False, day__in=days)
     stale.delete()
-    RollupCell.objects.bulk_create(cells, batch_size=2000)
+    _insert(cells)
     months = {d.replace(day=1) for d in (days if days is not None else {c.day for c in cells})}
     return len(cells) + compute_months(months, now=now)
+
+
+def _insert(cells: list[RollupCell]) -> None:
+    """Write cells: COPY on PostgreSQL (a year's 100,000 cells: Django's multi-row INSERTs spent
+    minutes building their SQL), bulk_create elsewhere."""
+    if connection.vendor != "postgresql":
+        RollupCell.objects.bulk_create(cells, batch_size=500)
+        return
+    fields = [f for f in RollupCell._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {RollupCell._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for cell in cells:
+                copy.write_row([getattr(cell, f.attname) for f in fields])
 
 
 def _next_month(day: date) -> date:
@@ -184,7 +198,7 @@ def compute_months(months: set[date], *, now: datetime) -> int:
             for row in rows
         ]
         RollupCell.objects.filter(is_month=True, day=month).delete()
-        RollupCell.objects.bulk_create(cells, batch_size=2000)
+        _insert(cells)
         written += len(cells)
     return written
 

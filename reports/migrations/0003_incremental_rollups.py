@@ -4,6 +4,11 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+def _forget_rollups(apps, schema_editor):
+    """Backwards: rollups of several regimes share a key; they are caches, recomputed on demand."""
+    apps.get_model("reports", "Rollup").objects.all().delete()
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -100,4 +105,5 @@ class Migration(migrations.Migration):
             model_name='rollupcell',
             index=models.Index(fields=['next_change_at'], name='rollup_cell_next_change'),
         ),
+        migrations.RunPython(migrations.RunPython.noop, reverse_code=_forget_rollups),
     ]
