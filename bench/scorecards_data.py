@@ -25,7 +25,7 @@ from django.utils import timezone
 from compliance.models import Hoster, HosterPrefix, Notice
 from monitor.models import Check
 
-PARAMS = {"notices": 1_000_000, "hosters": 200, "big_share": 0.4, "days": 365, "seed": 0.42, "version": 6}
+PARAMS = {"notices": 1_000_000, "hosters": 200, "big_share": 0.4, "days": 365, "seed": 0.42, "version": 7}
 
 
 def _columns(model, given: dict[str, str]) -> tuple[list[str], list[str], dict]:
@@ -114,6 +114,8 @@ def generate(log=print) -> dict:
         "deadline_s": "s.deadline_s",
         "deadline_at": "s.notified_at + make_interval(secs => s.deadline_s)",
         "settles_at": "s.notified_at + make_interval(secs => 2 * s.deadline_s)",
+        # The 24 h covenant; the shorter deadlines are removal orders (issue 11: regimes).
+        "regime": "CASE WHEN s.deadline_s = 86400 THEN 'covenant' ELSE 'order' END",
         "status": "s.status",
         "hoster": "(%(ids)s::bigint[])[s.hix + 1]",
         "hoster_source": "'attribution'",

@@ -311,6 +311,8 @@ class Notice(models.Model):
             ),
             # runmonitor's notifications drain (NOTIFY_BY_EMAIL=on): notices waiting for their first e-mail.
             models.Index(fields=["id"], condition=Q(notified_at__isnull=True), name="notice_to_notify"),
+            # runmonitor's rollup drain (reports/rollups.py): the notices changed since its last pass.
+            models.Index(fields=["updated_at"], name="notice_updated"),
         ]
 
     def __str__(self) -> str:

@@ -431,10 +431,12 @@ SCORECARD_BAR = env_float("SCORECARD_BAR", 0.8, minimum=0.0)
 if SCORECARD_BAR > 1:
     raise ImproperlyConfigured(f"SCORECARD_BAR is a share between 0 and 1, not {SCORECARD_BAR}")
 SCORECARD_BAR_MIN_NOTICES = env_int("SCORECARD_BAR_MIN_NOTICES", 30, minimum=1)
-# Seconds a rollup (the precomputed figures behind the league table and scorecards) may age
-# before a page or the monitor's rollup drain recomputes it; settled periods (ended over 31 days
-# ago) are recomputed after SCORECARD_SETTLED_MAX_AGE.
-SCORECARD_ROLLUP_MAX_AGE = env_int("SCORECARD_ROLLUP_MAX_AGE", 900, minimum=0)
+# Seconds the pages' figures (rollups: per-day partial figures merged per period) may lag behind
+# the notices. The monitor's rollup drain recomputes the days that changed notices touch at this
+# interval; a page that finds the drain overdue (no monitor running) catches up itself first.
+SCORECARD_ROLLUP_MAX_AGE = env_int("SCORECARD_ROLLUP_MAX_AGE", 60, minimum=0)
+# Every day's partial figures are recomputed at least this often anyway (a sweep, a few days per
+# drain pass): it catches a change no timestamp shows (a row edited in the database by hand).
 SCORECARD_SETTLED_MAX_AGE = env_int("SCORECARD_SETTLED_MAX_AGE", 86400, minimum=0)
 # Points kept of each survival curve for the charts.
 SCORECARD_CURVE_POINTS = env_int("SCORECARD_CURVE_POINTS", 200, minimum=10)
