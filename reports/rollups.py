@@ -457,12 +457,6 @@ def ensure_many(keys: list[str], *, now: datetime, regime: str | None = None) ->
     return result
 
 
-def invalidate_all() -> None:
-    """Forget every rollup (measurements were rewritten: settings.MEASUREMENTS_CHANGED_HOOKS); pages
-    and the drain recompute them when next needed."""
-    Rollup.objects.all().delete()
-
-
 # --- Reading ------------------------------------------------------------------------------------
 
 
