@@ -57,7 +57,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from compliance import rules
+from compliance import evidence, rules
 from compliance.models import Hoster, HosterPrefix, Notice
 from monitor import checker, jobs, schedule
 from monitor.attribution import RegisteredNetworks
@@ -615,29 +615,54 @@ def _check_row(c: Claimed, obs: Observation, kind: Classification) -> tuple:
 
 
 def _insert_checks(rows: list[tuple]) -> None:
-    """Append the batch's checks: COPY on PostgreSQL, one executemany elsewhere.
+    """Append the batch's checks, chained: COPY on PostgreSQL, one executemany elsewhere.
 
     Checks are append-only evidence; they are written here and nowhere else by the monitor.
     `bulk_create` spent more time compiling SQL for 16 columns than the database spent storing them.
+    Each row is linked to its notice's check chain (compliance/evidence.py): the notices are
+    locked by this transaction already (`_fresh_rows`), so no other monitor appends to the same
+    chains meanwhile; their heads are read and moved on in one statement each.
     """
     if not rows:
         return
+    order = _chain_order()
+    chained = rows if order is None else [tuple(r[i] for i in order) for r in rows]
+    hashes = evidence.append_rows(Check.evidence_chain, chained, key=_notice_of)
     ops = connection.ops
-    fields = [Check._meta.get_field(name) for name in CHECK_COLUMNS]
+    fields = [Check._meta.get_field(name) for name in (*CHECK_COLUMNS, "chain_hash")]
     table = ops.quote_name(Check._meta.db_table)
     columns = ", ".join(ops.quote_name(f.column) for f in fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             with cursor.cursor.copy(_pg_copy_sql()) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                for row, h in zip(rows, hashes, strict=True):
+                    copy.write_row((*row, h))
             return
         prepared = _preparers(fields)
         placeholders = ", ".join(["%s"] * len(fields))
         cursor.executemany(
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",
-            [[p(v) if p and v is not None else v for p, v in zip(prepared, row, strict=True)] for row in rows],
+            [
+                [p(v) if p and v is not None else v for p, v in zip(prepared, (*row, h), strict=True)]
+                for row, h in zip(rows, hashes, strict=True)
+            ],
         )
+
+
+def _notice_of(row: tuple):
+    return row[0]
+
+
+@functools.cache
+def _chain_order() -> tuple[int, ...] | None:
+    """Where each field the check chain covers sits in a CHECK_COLUMNS row; None when the orders
+    are the same (today). A covered field missing from CHECK_COLUMNS fails here, loudly."""
+    order = tuple(CHECK_COLUMNS.index(name) for name in Check.evidence_chain.fields)
+    if order == tuple(range(len(CHECK_COLUMNS))):
+        return None
+    if order[0] != 0:
+        raise RuntimeError("the check chain must cover notice_id first")
+    return order
 
 
 def _preparers(fields) -> list:
@@ -723,7 +748,7 @@ def _columns(updates: list[tuple]) -> list[list]:
 
 @functools.cache
 def _pg_copy_sql() -> str:
-    columns = ", ".join(Check._meta.get_field(name).column for name in CHECK_COLUMNS)
+    columns = ", ".join(Check._meta.get_field(name).column for name in (*CHECK_COLUMNS, "chain_hash"))
     return f"COPY {Check._meta.db_table} ({columns}) FROM STDIN"
 
 
