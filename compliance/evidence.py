@@ -61,6 +61,11 @@ def _kind(f: models.Field) -> int:
     return _PLAIN  # text, and JSON (hashed as the parsed value, keys sorted)
 
 
+def utc_text(v: datetime) -> str:
+    """A moment as the chains hash it."""
+    return _utc(v)
+
+
 def _utc(v: datetime) -> str:
     if v.tzinfo is None:
         raise ValueError("evidence times must be aware")
