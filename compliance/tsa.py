@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import algos, cms, tsp
+from asn1crypto import algos, cms, core, tsp
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -53,14 +53,18 @@ def request(digest_hex: str) -> tuple[bytes, int]:
 def from_response(der: bytes, digest_hex: str, nonce: int) -> Stamp:
     """The token of a TimeStampResp, checked against our request."""
     try:
-        resp = tsp.TimeStampResp.load(der)
-        status = resp["status"]["status"].native
+        # The status first: a refusal carries no token, which asn1crypto's TimeStampResp requires.
+        info = tsp.PKIStatusInfo.load(core.Sequence.load(der)[0].dump())
+        status = info["status"].native
     except Exception as exc:
         raise TimestampError(f"not a time-stamp response: {exc}") from exc
     if status not in ("granted", "granted_with_mods"):
-        text = resp["status"]["status_string"].native if resp["status"]["status_string"] else ""
-        raise TimestampError(f"the TSA refused: {status} {text or ''}".strip())
-    token = resp["time_stamp_token"].dump()
+        text = " ".join(info["status_string"].native or []) if info["status_string"] else ""
+        raise TimestampError(f"the TSA refused: {status} {text}".strip())
+    try:
+        token = tsp.TimeStampResp.load(der)["time_stamp_token"].dump()
+    except Exception as exc:
+        raise TimestampError(f"not a time-stamp response: {exc}") from exc
     stamp = verify_token(token, digest_hex)
     info = _tst_info(cms.ContentInfo.load(token))
     if info["nonce"].native != nonce:
