@@ -355,8 +355,12 @@ class Notice(models.Model):
         if not self._state.adding and kwargs.get("update_fields") is None:
             # A full save of an instance read earlier must not put back a chain head that a check
             # or attribution has moved on since (that would fork the chain): every field but those.
+            # (Deferred fields stay out, as Django's own save leaves them.)
+            deferred = self.get_deferred_fields()
             kwargs["update_fields"] = [
-                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name not in self.CHAIN_HEAD_FIELDS
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in self.CHAIN_HEAD_FIELDS and f.attname not in deferred
             ]
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "notified_at" in update_fields:

@@ -320,3 +320,16 @@ def test_two_writers_appending_to_the_same_notices_never_fork_their_chains(promp
     # Both workers' rows interleave in each chain (the test exercised concurrency), yet no fork.
     workers = list(Check.objects.filter(notice=notices[0]).order_by("id").values_list("worker", flat=True))
     assert workers.count("a") == workers.count("b") == 40
+
+
+def test_a_full_save_of_a_notice_read_earlier_keeps_the_chain_head_moved_since(prompt_hoster):
+    notice = _notice(prompt_hoster, 9)
+    stale = Notice.objects.get(pk=notice.pk)
+    check = _check(notice)
+    stale.reported_removed_at = timezone.now()
+    stale.save()  # an ordinary full save of an instance read before the check
+    fresh = Notice.objects.get(pk=notice.pk)
+    assert fresh.check_chain_head == check.chain_hash
+    assert fresh.reported_removed_at is not None
+    code, _summary, err = verify()
+    assert code == 0, err
