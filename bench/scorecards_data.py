@@ -266,23 +266,24 @@ def _insert_chained_checks(now) -> int:
         "vantage": "local",
     }
     sql = """
+        WITH n AS (SELECT * FROM compliance_notice WHERE id >= %s AND id < %s)
         SELECT id, checked_at, outcome, http_status, reason FROM (
             SELECT id, notified_at + interval '30 seconds' AS checked_at, 'online' AS outcome, 200 AS http_status,
                    'http_200' AS reason, 0 AS k
-              FROM compliance_notice WHERE status NOT IN ('repeat', 'unresolvable', 'pending')
+              FROM n WHERE status NOT IN ('repeat', 'unresolvable', 'pending')
             UNION ALL
             SELECT id, last_online_at, 'online', 200, 'http_200', 1
-              FROM compliance_notice WHERE last_online_at > notified_at + interval '30 seconds'
+              FROM n WHERE last_online_at > notified_at + interval '30 seconds'
             UNION ALL
-            SELECT id, takedown_at, 'removed', 404, 'http_404', 2 FROM compliance_notice WHERE takedown_at IS NOT NULL
+            SELECT id, takedown_at, 'removed', 404, 'http_404', 2 FROM n WHERE takedown_at IS NOT NULL
             UNION ALL
             SELECT id, takedown_at + interval '900 seconds', 'removed', 404, 'http_404', 3
-              FROM compliance_notice WHERE takedown_at IS NOT NULL
-        ) x WHERE id >= %s AND id < %s ORDER BY id, k
+              FROM n WHERE takedown_at IS NOT NULL
+        ) x ORDER BY id, k
     """
 
     def fetch(cursor, lo, hi):
-        cursor.execute(sql, [lo, hi, lo, hi, lo, hi, lo, hi])
+        cursor.execute(sql, [lo, hi])
         return [
             {"notice_id": nid, "checked_at": at, "due_at": at, "outcome": outcome, "http_status": status, "reason": r}
             for nid, at, outcome, status, r in cursor.fetchall()
