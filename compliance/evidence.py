@@ -2,8 +2,8 @@
 
 Every chained row stores `chain_hash = SHA-256(previous hash + "\\n" + the row's canonical form)`,
 hex; the first row of a chain follows `GENESIS` (64 zeros). The canonical form is a JSON array:
-the model's label, then every covered field in model order (times as UTC ISO 8601 with
-microseconds, IP addresses in exploded form, JSON values with sorted keys; compact separators,
+the model's label, then every covered field in model order (times as integer microseconds since
+1970-01-01 UTC, IP addresses in exploded form, JSON values with sorted keys; compact separators,
 UTF-8). So any change to a stored row, its removal or its reordering breaks the link after it,
 and `verify_evidence` (monitor/management/commands/verify_evidence.py) finds the first broken one.
 
@@ -30,12 +30,13 @@ its head is only detectable against a digest made after them: that is what the d
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from django.apps import apps
@@ -62,30 +63,34 @@ def _kind(f: models.Field) -> int:
 
 
 def utc_text(v: datetime) -> str:
-    """A moment as the chains hash it."""
-    return _utc(v)
-
-
-def _utc(v: datetime) -> str:
-    if v.tzinfo is None:
-        raise ValueError("evidence times must be aware")
+    """A moment for people (the evidence file): UTC, ISO 8601, microseconds."""
     return v.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _normalise(kinds: Sequence[int], values: Sequence) -> list:
-    out = []
-    for kind, v in zip(kinds, values, strict=True):
-        if v is None or kind == _PLAIN:
-            out.append(v)
-        elif kind == _DT:
-            out.append(_utc(v))
-        elif kind == _IP:
-            out.append(ipaddress.ip_address(v if not isinstance(v, str) else v.split("/")[0]).exploded)
-        elif kind == _INT:
-            out.append(int(v))
-        else:
-            out.append(bool(v))
-    return out
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _us(v: datetime) -> int:
+    """A moment as the chains hash it: integer microseconds since 1970-01-01 UTC."""
+    if v.tzinfo is None:
+        raise ValueError("evidence times must be aware")
+    return (v - _EPOCH) // _MICROSECOND
+
+
+@functools.lru_cache(maxsize=65_536)
+def _ip(v) -> str:
+    """An address in exploded form (stable across Python versions and databases); the same few
+    addresses recur in every batch, hence the cache."""
+    return ipaddress.ip_address(v if not isinstance(v, str) else v.split("/")[0]).exploded
+
+
+_NORMALISERS = {_DT: _us, _IP: _ip, _INT: int, _BOOL: bool, _PLAIN: None}
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _normalise(funcs: Sequence, values: Sequence) -> list:
+    return [v if f is None or v is None else f(v) for f, v in zip(funcs, values, strict=True)]
 
 
 def link_hash(prev: str, canonical: bytes) -> str:
@@ -127,14 +132,16 @@ class Chain:
         return tuple(_kind(f) for f in self.covered)
 
     @cached_property
+    def normalisers(self) -> tuple:
+        return tuple(_NORMALISERS[k] for k in self.kinds)
+
+    @cached_property
     def label(self) -> str:
         return self.model._meta.label_lower
 
     def canonical(self, values: Sequence) -> bytes:
         """The row's canonical form; `values` in `fields` order."""
-        return json.dumps(
-            [self.label, *_normalise(self.kinds, values)], sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode()
+        return _ENCODER.encode([self.label, *_normalise(self.normalisers, values)]).encode()
 
     def link(self, prev: str, values: Sequence) -> str:
         return link_hash(prev, self.canonical(values))

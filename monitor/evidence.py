@@ -275,7 +275,7 @@ Verify the signature (OpenSSL 3):
 Recompute the chains: for each of checks and attributions, in id order, starting from 64 zeros,
     chain_hash = SHA-256(previous hash + "\\n" + canonical)
 where `canonical` (given with each link) is the compact JSON of [label, field values...] with the
-fields listed in chain_proof (times in UTC ISO 8601 with microseconds, IP addresses exploded, JSON
-keys sorted): compare it with the row's fields. The last hash is the notice's head; the latest
+fields listed in chain_proof (times as integer microseconds since 1970-01-01 UTC, IP addresses
+exploded, JSON keys sorted): compare it with the row's fields. The last hash is the notice's head; the latest
 digest (timestamped by an RFC 3161 authority when configured) commits to every notice's head.
 """
