@@ -87,6 +87,7 @@ RECORD_FIELDS = (
     "reported_removed_at",
     "check_requested_at",
     *rules.Timing.FIELDS,
+    "check_chain_head",  # the notice's evidence chain (compliance/evidence.py), read under the row lock
 )
 LOCAL_VANTAGE = "local"  # the monitor's own address and resolvers (MONITOR_VANTAGES adds others)
 CHUNK = 900  # ids per IN (...): below every database's parameter limit
@@ -459,8 +460,9 @@ def _record(items, *, token: uuid.UUID, can_reopen: bool = True) -> BatchResult:
     reopen_blocked = _reopen_blocked(items, fresh) if can_reopen else set(fresh)
     checks, updates, part = _plan(items, fresh, reopen_blocked, now=timezone.now())
     part.discarded = len(ids) - len(fresh)
-    _insert_checks(checks)
-    _update_notices(updates, token=token)
+    heads = _insert_checks(checks, heads={nid: row["check_chain_head"] for nid, row in fresh.items()})
+    # The chain heads moved by the checks go out with the notices' new state: one write per notice.
+    _update_notices([(*u[:-1], heads.get(u[0], u[-1])) for u in updates], token=token)
     return part
 
 
@@ -614,20 +616,29 @@ def _check_row(c: Claimed, obs: Observation, kind: Classification) -> tuple:
     )
 
 
-def _insert_checks(rows: list[tuple]) -> None:
+def _insert_checks(rows: list[tuple], *, heads: dict[int, str] | None = None) -> dict[int, str]:
     """Append the batch's checks, chained: COPY on PostgreSQL, one executemany elsewhere.
 
     Checks are append-only evidence; they are written here and nowhere else by the monitor.
     `bulk_create` spent more time compiling SQL for 16 columns than the database spent storing them.
-    Each row is linked to its notice's check chain (compliance/evidence.py): the notices are
-    locked by this transaction already (`_fresh_rows`), so no other monitor appends to the same
-    chains meanwhile; their heads are read and moved on in one statement each.
+    Each row is linked to its notice's check chain (compliance/evidence.py). The record step passes
+    the chain heads of the notices it read FOR UPDATE (`_fresh_rows`): no other monitor appends to
+    them meanwhile, and the moved heads are returned for `_update_notices` to write with the state
+    (a second UPDATE of each notice cost as much as the first). Without `heads` the notices are
+    locked and their heads read and stored here.
+    Returns the moved heads: notice id -> its last check's hash.
     """
-    if not rows:
-        return
     order = _chain_order()
     chained = rows if order is None else [tuple(r[i] for i in order) for r in rows]
-    hashes = evidence.append_rows(Check.evidence_chain, chained, key=_notice_of)
+    chain = Check.evidence_chain
+    if not rows:
+        return {}
+    if heads is None:
+        hashes = evidence.append_rows(chain, chained, key=_notice_of)
+    else:
+        current = {_notice_of(r): heads[_notice_of(r)] or evidence.GENESIS for r in chained}
+        hashes = evidence.link_rows(chain, chained, current, key=_notice_of)
+    heads = {_notice_of(r): h for r, h in zip(chained, hashes, strict=True)}  # the last one per notice wins
     ops = connection.ops
     fields = [Check._meta.get_field(name) for name in (*CHECK_COLUMNS, "chain_hash")]
     table = ops.quote_name(Check._meta.db_table)
@@ -637,7 +648,7 @@ def _insert_checks(rows: list[tuple]) -> None:
             with cursor.cursor.copy(_pg_copy_sql()) as copy:
                 for row, h in zip(rows, hashes, strict=True):
                     copy.write_row((*row, h))
-            return
+            return heads
         prepared = _preparers(fields)
         placeholders = ", ".join(["%s"] * len(fields))
         cursor.executemany(
@@ -647,6 +658,7 @@ def _insert_checks(rows: list[tuple]) -> None:
                 for row, h in zip(rows, hashes, strict=True)
             ],
         )
+    return heads
 
 
 def _notice_of(row: tuple):
@@ -679,15 +691,23 @@ def _preparers(fields) -> list:
     return out
 
 
-_STATE_COLUMNS = (*rules.Timing.FIELDS, "next_check_at", "lease_token", "updated_at")
+# The chain head last: `_record` puts the head `_insert_checks` moved it to in place of the one read.
+_STATE_COLUMNS = (*rules.Timing.FIELDS, "next_check_at", "lease_token", "updated_at", "check_chain_head")
 
 
 def _state_values(row: dict, new: rules.Timing, *, next_check_at: datetime | None, now: datetime) -> tuple:
-    return (row["id"], *(getattr(new, f) for f in rules.Timing.FIELDS), next_check_at, None, now)
+    return (
+        row["id"],
+        *(getattr(new, f) for f in rules.Timing.FIELDS),
+        next_check_at,
+        None,
+        now,
+        row["check_chain_head"],
+    )
 
 
 def _release_values(row: dict, *, next_check_at: datetime | None, now: datetime) -> tuple:
-    return (row["id"], *(row[f] for f in rules.Timing.FIELDS), next_check_at, None, now)
+    return (row["id"], *(row[f] for f in rules.Timing.FIELDS), next_check_at, None, now, row["check_chain_head"])
 
 
 def _update_notices(updates: list[tuple], *, token: uuid.UUID) -> None:
