@@ -28,7 +28,9 @@ Every step below works per chunk; every guarantee is per notice.
    taken by another process is theirs now, and our observations are discarded (no takedown is ever
    recorded twice). For the rest: the accounting (compliance/rules.py `apply_check`) gives the new
    timing state, the schedule (monitor/schedule.py) the next due time; the checks are appended
-   (COPY on PostgreSQL), the notices updated in one statement, the lease released. A reappearance
+   (COPY on PostgreSQL), each linked to its notice's evidence chain (compliance/evidence.py: the
+   row lock taken here is what keeps two monitors from forking a chain), the notices updated in
+   one statement with their new chain heads, the lease released. A reappearance
    of content whose URL has another open notice by now (the constraint `notice_one_open_per_url`)
    is recorded on the notice, which stays removed and is no longer checked: the open notice
    measures the URL.
