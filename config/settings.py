@@ -440,3 +440,15 @@ SCORECARD_ROLLUP_MAX_AGE = env_int("SCORECARD_ROLLUP_MAX_AGE", 60, minimum=0)
 SCORECARD_SETTLED_MAX_AGE = env_int("SCORECARD_SETTLED_MAX_AGE", 86400, minimum=0)
 # Points kept of each survival curve for the charts.
 SCORECARD_CURVE_POINTS = env_int("SCORECARD_CURVE_POINTS", 200, minimum=10)
+
+# --- Evidence (compliance/evidence.py, monitor/evidence.py, docs/operations.md) --------------------
+
+# An RFC 3161 time-stamping authority (its URL) that stamps the daily digest of the evidence chains;
+# empty: the digest goes unstamped into the audit trail.
+EVIDENCE_TSA_URL = env.str("EVIDENCE_TSA_URL", default="")
+EVIDENCE_TSA_TIMEOUT = env_float("EVIDENCE_TSA_TIMEOUT", 20.0, minimum=0.1)
+# Hours between digests of the chain heads (the monitor's digest drain).
+EVIDENCE_DIGEST_HOURS = env_float("EVIDENCE_DIGEST_HOURS", 24.0, minimum=0.01)
+# The Ed25519 key that signs a notice's evidence file for an authority: base64 of the 32-byte
+# private key (docs/operations.md shows how to make one). Empty: the download is refused.
+EVIDENCE_SIGNING_KEY = env.str("EVIDENCE_SIGNING_KEY", default="")

@@ -28,7 +28,9 @@ Every step below works per chunk; every guarantee is per notice.
    taken by another process is theirs now, and our observations are discarded (no takedown is ever
    recorded twice). For the rest: the accounting (compliance/rules.py `apply_check`) gives the new
    timing state, the schedule (monitor/schedule.py) the next due time; the checks are appended
-   (COPY on PostgreSQL), the notices updated in one statement, the lease released. A reappearance
+   (COPY on PostgreSQL), each linked to its notice's evidence chain (compliance/evidence.py: the
+   row lock taken here is what keeps two monitors from forking a chain), the notices updated in
+   one statement with their new chain heads, the lease released. A reappearance
    of content whose URL has another open notice by now (the constraint `notice_one_open_per_url`)
    is recorded on the notice, which stays removed and is no longer checked: the open notice
    measures the URL.
@@ -57,7 +59,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from compliance import rules, services
+from compliance import evidence, rules, services
 from compliance.models import Hoster, HosterPrefix, Notice
 from monitor import checker, jobs, schedule
 from monitor.attribution import RegisteredNetworks
@@ -89,6 +91,7 @@ RECORD_FIELDS = (
     "reported_removed_at",
     "check_requested_at",
     *rules.Timing.FIELDS,
+    "check_chain_head",  # the notice's evidence chain (compliance/evidence.py), read under the row lock
 )
 LOCAL_VANTAGE = "local"  # the monitor's own address and resolvers (MONITOR_VANTAGES adds others)
 CHUNK = 900  # ids per IN (...): below every database's parameter limit
@@ -502,8 +505,9 @@ def _record(items, *, token: uuid.UUID, can_reopen: bool = True) -> BatchResult:
     reopen_blocked = _reopen_blocked(items, fresh) if can_reopen else set(fresh)
     checks, updates, part = _plan(items, fresh, reopen_blocked, now=timezone.now())
     part.discarded = len(ids) - len(fresh)
-    _insert_checks(checks)
-    _update_notices(updates, token=token)
+    heads = _insert_checks(checks, heads={nid: row["check_chain_head"] for nid, row in fresh.items()})
+    # The chain heads moved by the checks go out with the notices' new state: one write per notice.
+    _update_notices([(*u[:-1], heads.get(u[0], u[-1])) for u in updates], token=token)
     return part
 
 
@@ -662,30 +666,65 @@ def _check_row(c: Claimed, obs: Observation, kind: Classification) -> tuple:
     )
 
 
-def _insert_checks(rows: list[tuple]) -> None:
-    """Append the batch's checks: COPY on PostgreSQL, one executemany elsewhere.
+def _insert_checks(rows: list[tuple], *, heads: dict[int, str] | None = None) -> dict[int, str]:
+    """Append the batch's checks, chained: COPY on PostgreSQL, one executemany elsewhere.
 
     Checks are append-only evidence; they are written here and nowhere else by the monitor.
     `bulk_create` spent more time compiling SQL for 16 columns than the database spent storing them.
+    Each row is linked to its notice's check chain (compliance/evidence.py). The record step passes
+    the chain heads of the notices it read FOR UPDATE (`_fresh_rows`): no other monitor appends to
+    them meanwhile, and the moved heads are returned for `_update_notices` to write with the state
+    (a second UPDATE of each notice cost as much as the first). Without `heads` the notices are
+    locked and their heads read and stored here.
+    Returns the moved heads: notice id -> its last check's hash.
     """
+    order = _chain_order()
+    chained = rows if order is None else [tuple(r[i] for i in order) for r in rows]
+    chain = Check.evidence_chain
     if not rows:
-        return
+        return {}
+    if heads is None:
+        hashes = evidence.append_rows(chain, chained, key=_notice_of)
+    else:
+        current = {_notice_of(r): heads[_notice_of(r)] or evidence.GENESIS for r in chained}
+        hashes = evidence.link_rows(chain, chained, current, key=_notice_of)
+    heads = {_notice_of(r): h for r, h in zip(chained, hashes, strict=True)}  # the last one per notice wins
     ops = connection.ops
-    fields = [Check._meta.get_field(name) for name in CHECK_COLUMNS]
+    fields = [Check._meta.get_field(name) for name in (*CHECK_COLUMNS, "chain_hash")]
     table = ops.quote_name(Check._meta.db_table)
     columns = ", ".join(ops.quote_name(f.column) for f in fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             with cursor.cursor.copy(_pg_copy_sql()) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
+                for row, h in zip(rows, hashes, strict=True):
+                    copy.write_row((*row, h))
+            return heads
         prepared = _preparers(fields)
         placeholders = ", ".join(["%s"] * len(fields))
         cursor.executemany(
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",
-            [[p(v) if p and v is not None else v for p, v in zip(prepared, row, strict=True)] for row in rows],
+            [
+                [p(v) if p and v is not None else v for p, v in zip(prepared, (*row, h), strict=True)]
+                for row, h in zip(rows, hashes, strict=True)
+            ],
         )
+    return heads
+
+
+def _notice_of(row: tuple):
+    return row[0]
+
+
+@functools.cache
+def _chain_order() -> tuple[int, ...] | None:
+    """Where each field the check chain covers sits in a CHECK_COLUMNS row; None when the orders
+    are the same (today). A covered field missing from CHECK_COLUMNS fails here, loudly."""
+    order = tuple(CHECK_COLUMNS.index(name) for name in Check.evidence_chain.fields)
+    if order == tuple(range(len(CHECK_COLUMNS))):
+        return None
+    if order[0] != 0:
+        raise RuntimeError("the check chain must cover notice_id first")
+    return order
 
 
 def _preparers(fields) -> list:
@@ -702,15 +741,23 @@ def _preparers(fields) -> list:
     return out
 
 
-_STATE_COLUMNS = (*rules.Timing.FIELDS, "next_check_at", "lease_token", "updated_at")
+# The chain head last: `_record` puts the head `_insert_checks` moved it to in place of the one read.
+_STATE_COLUMNS = (*rules.Timing.FIELDS, "next_check_at", "lease_token", "updated_at", "check_chain_head")
 
 
 def _state_values(row: dict, new: rules.Timing, *, next_check_at: datetime | None, now: datetime) -> tuple:
-    return (row["id"], *(getattr(new, f) for f in rules.Timing.FIELDS), next_check_at, None, now)
+    return (
+        row["id"],
+        *(getattr(new, f) for f in rules.Timing.FIELDS),
+        next_check_at,
+        None,
+        now,
+        row["check_chain_head"],
+    )
 
 
 def _release_values(row: dict, *, next_check_at: datetime | None, now: datetime) -> tuple:
-    return (row["id"], *(row[f] for f in rules.Timing.FIELDS), next_check_at, None, now)
+    return (row["id"], *(row[f] for f in rules.Timing.FIELDS), next_check_at, None, now, row["check_chain_head"])
 
 
 def _update_notices(updates: list[tuple], *, token: uuid.UUID) -> None:
@@ -771,7 +818,7 @@ def _columns(updates: list[tuple]) -> list[list]:
 
 @functools.cache
 def _pg_copy_sql() -> str:
-    columns = ", ".join(Check._meta.get_field(name).column for name in CHECK_COLUMNS)
+    columns = ", ".join(Check._meta.get_field(name).column for name in (*CHECK_COLUMNS, "chain_hash"))
     return f"COPY {Check._meta.db_table} ({columns}) FROM STDIN"
 
 
