@@ -8,6 +8,8 @@ class ComplianceConfig(AppConfig):
 
     def ready(self):
         # The audit trail records logins, logouts and failed logins (compliance/audit.py).
-        from compliance import audit
+        from compliance import audit, twofactor
 
         audit.connect_signals()
+        # Whether a user who may go without a second factor chose one, noted in the session at login.
+        twofactor.connect_signals()

@@ -167,15 +167,16 @@ def test_the_methodology_is_public_and_plotly_is_served_locally(client):
 
 
 def test_the_pages_cost_a_fixed_number_of_queries(client, market, analyst, ministry, django_assert_num_queries):
-    """With fresh rollups: session, user, membership, then the page's own reads."""
+    """With fresh rollups: session, user, membership (and for analysts the second factor's device
+    that verified the session), then the page's own reads."""
     client.force_login(analyst)
     client.get(LEAGUE)
     client.get("/scorecards/slow/")  # computes the rollups
-    with django_assert_num_queries(7):  # + the period's rollup and rows, the 12 months' rollups and rows
+    with django_assert_num_queries(8):  # + the period's rollup and rows, the 12 months' rollups and rows
         assert client.get(LEAGUE).status_code == 200
-    with django_assert_num_queries(9):  # + hoster, rollup, row, months, month rows, overdue notices
+    with django_assert_num_queries(10):  # + hoster, rollup, row, months, month rows, overdue notices
         assert client.get("/scorecards/slow/").status_code == 200
-    with django_assert_num_queries(6):  # + hoster, count, page of notices
+    with django_assert_num_queries(7):  # + hoster, count, page of notices
         assert client.get("/scorecards/slow/notices/?figure=late").status_code == 200
     client.force_login(ministry)
     with django_assert_num_queries(5):  # + rollup, rows
