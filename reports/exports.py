@@ -385,6 +385,9 @@ PARQUET_SCHEMA = pa.schema(
 
 
 PARQUET_ROW_GROUP = 50_000
+# Dictionary encoding only where values repeat: for URLs, hosts and ids (unique per row) the writer
+# would build a dictionary of the whole row group only to fall back to plain encoding.
+PARQUET_OPTIONS: dict = {"use_dictionary": ["hoster", "status", "verdict", "removal_mechanism", "methodology_version"]}
 
 
 class _Sink(io.RawIOBase):
@@ -436,7 +439,7 @@ def parquet_stream(user, flt: ExportFilter, *, now: datetime, metadata: dict[str
     group) grows with the file."""
     schema = PARQUET_SCHEMA.with_metadata({k: str(v) for k, v in metadata.items()})
     sink = _Sink()
-    writer = pq.ParquetWriter(sink, schema, compression="zstd")
+    writer = pq.ParquetWriter(sink, schema, compression="zstd", **PARQUET_OPTIONS)
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     try:
