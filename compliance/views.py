@@ -1,17 +1,19 @@
-"""Pages of the compliance app that are not the portal: the start page after login, two-factor login."""
+"""Pages of the compliance app that are not the portal: the start page after login, the 404 answer,
+two-factor login."""
 
 from __future__ import annotations
 
 from base64 import b32encode
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseForbidden
+from django.http import HttpResponseForbidden, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from django.views.defaults import page_not_found
 from django_otp.plugins.otp_static.models import StaticToken
 
 from compliance import twofactor
@@ -24,6 +26,15 @@ def home(request):
     """A start page with the places this user's role can go."""
     role = role_of(request.user)
     return render(request, "home.html", {"role": role, "role_label": Role(role).label if role else ""})
+
+
+def not_found(request, exception=None):
+    """The 404 answer: JSON under /api/ (as DRF's own, `{"detail": ...}`, which the OpenAPI
+    schema documents), Django's page elsewhere. Reached for a path no URL pattern matches, such as
+    `/api/v1/notices/1.5/` or `/api/v1/notices/null/attribution/`."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
 
 
 # --- Two-factor login (compliance/twofactor.py) --------------------------------------------------

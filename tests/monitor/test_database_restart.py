@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from monitor.sandbox.httpserver import status
+from demo.sandbox.httpserver import status
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
