@@ -283,6 +283,10 @@ class Notice(models.Model):
     # The measurement. Every value here can be recomputed from the notice's checks.
     next_check_at = models.DateTimeField(verbose_name=_("next check"), null=True, blank=True)
     lease_token = models.UUIDField(verbose_name=_("lease token"), null=True, blank=True)
+    # When the check in hand first became due. The check drain's claim pushes `next_check_at` to the
+    # end of its lease; this keeps the due time from before, and a claim that takes over an expired
+    # lease (a killed monitor) keeps it too, so the check's `due_at` and the lag count from here.
+    first_due_at = models.DateTimeField(verbose_name=_("first due"), null=True, blank=True)
     check_count = models.PositiveIntegerField(verbose_name=_("number of checks"), default=0)
     last_checked_at = models.DateTimeField(verbose_name=_("last checked"), null=True, blank=True)
     last_online_at = models.DateTimeField(verbose_name=_("last seen online"), null=True, blank=True)

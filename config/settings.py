@@ -124,6 +124,10 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served locally: no CDN, works offline
+    # Two-factor login (compliance/twofactor.py): authenticator apps (TOTP) and recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "compliance",
     "monitor",
     "reports",
@@ -142,6 +146,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Whether this session gave its second factor (request.user.is_verified()), and where to send
+    # one that must and has not (analysts): compliance/twofactor.py.
+    "django_otp.middleware.OTPMiddleware",
+    "compliance.twofactor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -404,6 +412,10 @@ AXES_CLIENT_IP_CALLABLE = "compliance.audit.client_ip"
 AXES_VERBOSE = False
 # django-axes logs every successful login at INFO; the audit trail has those. Failures stay visible.
 LOGGING["loggers"]["axes"] = {"handlers": ["console"], "level": "WARNING", "propagate": False}
+
+# Two-factor login: the name authenticator apps show next to the codes; django-otp's throttle
+# (a wrong code makes the next wait 1, 2, 4, ... seconds, per device) stays at its default.
+OTP_TOTP_ISSUER = env.str("TWO_FACTOR_ISSUER", default="Takedown compliance monitor")
 
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 SESSION_COOKIE_SAMESITE = "Lax"

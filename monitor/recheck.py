@@ -16,6 +16,10 @@ Every step below works per chunk; every guarantee is per notice.
    anyway). Each gets `lease_token` = this batch's token and `next_check_at` pushed forward by the
    lease, counted from the chunk's claim. Another process skips them; if this one dies, the lease
    expires and they are due again: nothing is lost. A stopping monitor claims no further chunk.
+   The due time the claim overwrites is kept in `first_due_at`: a claim of an unleased notice
+   sets it to `next_check_at`, a claim that takes over an expired lease keeps it (the lease's end
+   is not when the check was due). It is the claimed check's `due_at`, so the lag on the health
+   page counts a killed monitor's stranded claims from when they were first due.
 2. **Check** (no transaction, asyncio, in the check process, which never touches the database):
    every URL through monitor/fetch.py, `MONITOR_CONCURRENCY` at once. A check not started within
    the budget of its chunk is given back unchecked (due again at once), so no check outlives its
@@ -57,6 +61,8 @@ from datetime import datetime, timedelta
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from compliance import evidence, rules, services
@@ -260,7 +266,8 @@ def _trigger(last_checked_at, reported_removed_at, check_requested_at) -> str:
 
 def _claim_postgresql(*, now: datetime, until: datetime, limit: int, token: uuid.UUID) -> list[tuple]:
     """One statement: lock the due rows no other process holds (SKIP LOCKED), lease them, return them
-    with their due time. Served by the partial index notice_due_check."""
+    with their first due time (an unleased row's `next_check_at`; an expired lease's kept
+    `first_due_at`). Served by the partial index notice_due_check."""
     table = connection.ops.quote_name(Notice._meta.db_table)
     with transaction.atomic():
         connection.ensure_connection()
@@ -269,14 +276,16 @@ def _claim_postgresql(*, now: datetime, until: datetime, limit: int, token: uuid
         cursor.execute(
             f"""
             WITH due AS (
-                SELECT id, next_check_at FROM {table}
+                SELECT id, next_check_at, lease_token, first_due_at FROM {table}
                 WHERE next_check_at <= %s AND NOT (status = ANY(%s))
                 ORDER BY next_check_at LIMIT %s
                 FOR UPDATE SKIP LOCKED
             )
-            UPDATE {table} AS n SET next_check_at = %s, lease_token = %s
+            UPDATE {table} AS n SET next_check_at = %s, lease_token = %s,
+                first_due_at = CASE WHEN due.lease_token IS NULL THEN due.next_check_at
+                                    ELSE COALESCE(due.first_due_at, due.next_check_at) END
             FROM due WHERE n.id = due.id
-            RETURNING n.id, n.url, n.hoster_id, n.content_sha256, due.next_check_at, n.last_checked_at,
+            RETURNING n.id, n.url, n.hoster_id, n.content_sha256, n.first_due_at, n.last_checked_at,
                       n.reported_removed_at, n.check_requested_at
             """,
             [now, [str(x) for x in UNMEASURED], limit, until, token],
@@ -295,14 +304,23 @@ def _claim_compare_and_set(*, now: datetime, until: datetime, limit: int, token:
     the read and the update; the compare-and-set keeps it correct on any database."""
     with transaction.atomic():
         qs = Notice.objects.filter(next_check_at__lte=now).exclude(status__in=UNMEASURED).order_by("next_check_at")
-        rows = list(qs.values_list(*CLAIM_FIELDS)[:limit])
+        rows = [
+            # The due time is the first one (see the module docstring, step 1), as on PostgreSQL.
+            (*r[:4], r[4] if lease is None else (first or r[4]), *r[5:])
+            for *r, lease, first in qs.values_list(*CLAIM_FIELDS, "lease_token", "first_due_at")[:limit]
+        ]
         if not rows:
             return []
         ids = [r[0] for r in rows]
+        # Every SET expression reads the row as it was before the update.
+        first_due = Case(
+            When(lease_token__isnull=True, then=F("next_check_at")),
+            default=Coalesce(F("first_due_at"), F("next_check_at")),
+        )
         updated = 0
         for chunk in _chunks(ids):
             updated += Notice.objects.filter(pk__in=chunk, next_check_at__lte=now).update(
-                next_check_at=until, lease_token=token
+                next_check_at=until, lease_token=token, first_due_at=first_due
             )
         if updated != len(ids):
             ours = set()

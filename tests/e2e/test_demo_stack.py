@@ -19,6 +19,7 @@ import pytest
 
 from demo.sandbox import world as market
 from tests.conftest import launch_chromium
+from tests.twofactor_support import browser_second_factor
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "demo-password-2026"
@@ -89,13 +90,16 @@ def browser():
         b.close()
 
 
-def _login(browser, base: str, username: str):
+def _login(browser, base: str, username: str, *, totp_secret: str | None = None):
     page = browser.new_page()
     page.goto(f"{base}/accounts/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
     page.click("main button[type=submit], main input[type=submit]")
     page.wait_for_load_state()
+    if totp_secret:  # the demo analyst is enrolled: the banner prints its secret
+        assert "/accounts/two-factor/" in page.url and "setup" not in page.url, page.url
+        browser_second_factor(page, secret=totp_secret)
     assert "/accounts/login/" not in page.url, page.content()[:500]
     return page
 
@@ -153,7 +157,8 @@ def test_the_demo_runs_the_whole_product_and_every_role_finds_its_pages(demo, br
     page.close()
 
     # Analyst: everything, URLs included, in the admin and the scorecards' notice lists.
-    page = _login(browser, base, "analyst")
+    secret = re.search(r"TOTP secret ([A-Z2-7]{16,})", banner).group(1)
+    page = _login(browser, base, "analyst", totp_secret=secret)
     page.goto(f"{base}/admin/compliance/notice/?source=demo-live")
     assert "27 notices" in page.inner_text("body") or "27 results" in page.inner_text("body")
     page.goto(f"{base}/scorecards/")
