@@ -34,6 +34,7 @@ DRAINS: list[Drain] = [
     Drain("attribution", "monitor.attribute.drain_attribution", interval_s=2.0),  # issue 3: monitor/attribute.py
     Drain("rdap", "monitor.attribute.drain_rdap", interval_s=10.0),  # issue 3: RDAP detail, never blocks the above
     Drain("checks", "monitor.recheck.drain_checks", interval_s=1.0),  # issue 4: monitor/recheck.py
+    Drain("probe-results", "monitor.probes.drain_results", interval_s=1.0),  # issue 13: remote vantages' checks
     Drain("notifications", "compliance.notifications.drain_notifications", interval_s=5.0),  # issue 6
     Drain("rollups", "reports.rollups.drain", interval_s=60.0),  # issue 5: reports/rollups.py, keep last
 ]

@@ -59,7 +59,7 @@ from django.utils import timezone
 
 from compliance import rules
 from compliance.models import Hoster, HosterPrefix, Notice
-from monitor import checker, jobs, schedule
+from monitor import checker, dispatch, jobs, schedule
 from monitor.attribution import RegisteredNetworks
 from monitor.fetch import Observation
 from monitor.models import Attribution, Check, PlaceholderHash
@@ -102,6 +102,8 @@ class Claimed:
     trigger: str
     reported_removed_at: datetime | None
     check_requested_at: datetime | None = None
+    vantage: str = LOCAL_VANTAGE  # set at dispatch (monitor/dispatch.py): where the check is made from
+    worker: str = ""  # who made it, when not this process (a probe's host:pid)
 
 
 @dataclass
@@ -158,32 +160,50 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
 
     def claim_chunk(want: int) -> tuple[list[Claimed], float]:
         # Each chunk's lease and start-by time count from its own claim, so a long batch never
-        # outlives the lease of its later chunks.
+        # outlives the lease of its later chunks. Nothing is claimed while no vantage may check.
+        plan = dispatch.Plan.now()
+        if not plan.available:
+            return [], 0.0
         now = started_at + timedelta(seconds=time.monotonic() - t0)
         part = claim(now=now, limit=want, token=token, lease_s=lease)
-        return part, time.monotonic() + budget
+        start_by = time.monotonic() + budget
+        if part:
+            # Each notice's check goes to a vantage (rotating); a probe's go to RabbitMQ at once and
+            # come back through monitor/probes.py's drain, so a slow probe holds back nothing here.
+            dispatch.assign(part, plan)
+            part, remote = dispatch.split(part, plan)
+            if remote:
+                dispatch.publish(remote, token=token, start_by=time.time() + budget)
+                result.claimed += sum(len(r) for r in remote.values())
+        return part, start_by
 
     classifier = _BatchClassifier()
+    result = BatchResult()
     # The check process is ready (started, configured) before anything is claimed: its start-up
     # never eats into the claimed notices' time to start.
     with checker.batch() as checks:
         claimed, start_by = claim_chunk(chunk)
-        result = BatchResult(claimed=len(claimed))
-        if not claimed:
+        result.claimed += len(claimed)
+        if not result.claimed:
             return result
         checks.submit(claimed, start_by=start_by)
-        more = len(claimed) == chunk and result.claimed < limit
-        while checks.in_flight:
-            if more and checks.in_flight <= 2 * chunk and not jobs.stopping.is_set():
-                # Claim ahead (a stopping monitor claims nothing new), then write a chunk if one is ready.
+        more = result.claimed == chunk and result.claimed < limit
+        while checks.in_flight or more:
+            if jobs.stopping.is_set():
+                more = False  # a stopping monitor claims nothing new
+            if more and checks.in_flight <= 2 * chunk:
+                # Claim ahead, then write a chunk if one is ready.
                 want = min(chunk, limit - result.claimed)
+                before = result.claimed
                 part, start_by = claim_chunk(want)
                 result.claimed += len(part)
                 checks.submit(part, start_by=start_by)
-                more = len(part) == want and result.claimed < limit
-                done = checks.finished(at_least=chunk)
-            else:
+                more = result.claimed - before == want and result.claimed < limit
+                done = checks.finished(at_least=chunk) if checks.in_flight else []
+            elif checks.in_flight:
                 done = checks.finished(at_least=min(chunk, checks.in_flight), wait=True)
+            else:
+                break
             if done:
                 claimed_part = [c for c, _o in done]
                 observations = [o for _c, o in done]
@@ -609,8 +629,8 @@ def _check_row(c: Claimed, obs: Observation, kind: Classification) -> tuple:
         obs.is_truncated,
         obs.redirect_count,
         obs.final_url[:2048],
-        WORKER,
-        LOCAL_VANTAGE,
+        c.worker or WORKER,
+        c.vantage,
     )
 
 
