@@ -1,0 +1,84 @@
+"""Vantage points (monitor/vantages.py) and local vantages in the check process (monitor/checker.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from monitor import recheck, vantages
+from monitor.models import Check
+from monitor.sandbox.httpserver import by_source, ok, status
+from tests.monitor.test_recheck import ITEM, make_notice
+
+TWO_LOCAL = "a=local:127.0.0.1;b=local:127.0.0.2"
+
+
+def test_the_default_is_one_local_vantage_as_before():
+    assert vantages.parse("") == (vantages.Vantage("local"),)
+    assert vantages.parse("") == vantages.DEFAULT
+
+
+def test_vantages_name_a_source_address_and_resolvers():
+    parsed = vantages.parse("ams=local:127.0.0.1@127.53.0.1:10053;fra=local:127.0.0.2; lon=probe ;v6=local:[::1]@[::1]:53")
+    assert parsed == (
+        vantages.Vantage("ams", "local", "127.0.0.1", (("127.53.0.1", 10053),)),
+        vantages.Vantage("fra", "local", "127.0.0.2", None),
+        vantages.Vantage("lon", "probe", None, None),
+        vantages.Vantage("v6", "local", "::1", (("::1", 53),)),
+    )
+    assert parsed[2].is_probe and parsed[2].queue == "checks.lon" and parsed[2].broker_user == "probe-lon"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ams", "AMS=local", "a=remote", "a=local:not-an-ip", "a=local@1.2.3.4:99999", "a=local;a=probe", "a b=local"],
+)
+def test_a_bad_vantage_setting_is_refused_with_the_reason(text):
+    with pytest.raises(vantages.VantageError):
+        vantages.parse(text)
+
+
+def test_consecutive_checks_rotate_and_skip_what_is_not_available():
+    order = ("a", "b", "c")
+    assert vantages.next_after(None, order, order) == "a"
+    assert vantages.next_after("a", order, order) == "b"
+    assert vantages.next_after("c", order, order) == "a"
+    assert vantages.next_after("a", order, ("a", "c")) == "c"  # b is silent: its turn goes to the next
+    assert vantages.next_after("gone", order, ("b",)) == "b"
+
+
+def drain():
+    return recheck.run_batch(now=timezone.now() + timedelta(days=1))
+
+
+def test_two_local_vantages_check_from_their_own_address_in_turn(db, http_server, settings):
+    settings.MONITOR_VANTAGES = vantages.parse(TWO_LOCAL)
+    # A hoster that hides the item from 127.0.0.2 only.
+    notice = make_notice(http_server.set("/a.jpg", by_source({"127.0.0.2": status(404)}, default=ok(ITEM))))
+    for _ in range(4):
+        assert drain().recorded == 1
+    checks = list(Check.objects.filter(notice=notice).order_by("checked_at"))
+    assert [c.vantage for c in checks] == ["a", "b", "a", "b"]
+    assert [c.outcome for c in checks] == ["online", "removed", "online", "removed"]
+    assert [r.peer for r in http_server.requests] == ["127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2"]
+    notice.refresh_from_db()
+    assert notice.takedown_at is None  # seen online from one vantage between: never confirmed
+
+
+def test_each_local_vantage_asks_its_own_resolver(db, http_server, dns_server, dns_server_factory, settings):
+    other = dns_server_factory()
+    dns_server.add_a("files.example", "127.0.0.1")
+    other.add_a("files.example", "127.0.0.3")  # the second vantage's resolver answers another address
+    a_ns, b_ns = dns_server.address, other.address
+    settings.MONITOR_VANTAGES = vantages.parse(
+        f"a=local:127.0.0.1@{a_ns[0]}:{a_ns[1]};b=local:127.0.0.2@{b_ns[0]}:{b_ns[1]}"
+    )
+    http_server.set("/a.jpg", ok(ITEM))
+    notice = make_notice(f"http://files.example:{http_server.port}/a.jpg")
+    drain()
+    drain()
+    checks = list(Check.objects.filter(notice=notice).order_by("checked_at"))
+    assert [(c.vantage, c.resolved_ip) for c in checks] == [("a", "127.0.0.1"), ("b", "127.0.0.3")]
+    assert checks[0].outcome == "online" and checks[1].error_kind == "connect_refused"
