@@ -21,7 +21,9 @@ def test_the_default_is_one_local_vantage_as_before():
 
 
 def test_vantages_name_a_source_address_and_resolvers():
-    parsed = vantages.parse("ams=local:127.0.0.1@127.53.0.1:10053;fra=local:127.0.0.2; lon=probe ;v6=local:[::1]@[::1]:53")
+    parsed = vantages.parse(
+        "ams=local:127.0.0.1@127.53.0.1:10053;fra=local:127.0.0.2; lon=probe ;v6=local:[::1]@[::1]:53"
+    )
     assert parsed == (
         vantages.Vantage("ams", "local", "127.0.0.1", (("127.53.0.1", 10053),)),
         vantages.Vantage("fra", "local", "127.0.0.2", None),
