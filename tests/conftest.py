@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures.dns",
     "tests.fixtures.http",
     "tests.fixtures.smtp",
+    "tests.fixtures.rabbitmq",
 ]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
