@@ -40,6 +40,7 @@ class CheckSerializer(serializers.Serializer):
     byte_count = serializers.IntegerField()
     duration_ms = serializers.IntegerField()
     trigger = serializers.CharField()
+    vantage = serializers.CharField(help_text="the vantage point the check came from (MONITOR_VANTAGES)")
 
     def get_body_sha256(self, obj) -> str | None:
         return obj.body_sha256 if selectors.can_see_content_hashes(self.context["request"].user) else None

@@ -9,7 +9,9 @@ Figures (all from the rows themselves, so they hold for any number of monitor pr
 - **checks per minute** over the last minute, 10 minutes and hour;
 - **lag**: `checked_at - due_at` of the scheduled checks of the last hour (median, 95th
   percentile, maximum) and the share within the tolerance `max(2 s, deadline/500)`;
-- **outcomes** and **errors by kind** over the last hour; the **monitor processes** seen.
+- **outcomes** and **errors by kind** over the last hour; the **monitor processes** seen;
+- **vantage points**: checks per vantage in the hour; a probe silent longer than `MONITOR_PROBE_STALE`
+  is **stale** (monitor/dispatch.py gives it no checks until it speaks again).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Count, Max, Min, Q
 
 from compliance.models import Notice
 from monitor import schedule
-from monitor.models import Check
+from monitor.models import Check, ProbeStatus
 
 LAG_SAMPLE = 20_000  # the most recent scheduled checks of the hour that the lag figures use
 
@@ -46,6 +49,9 @@ class Health:
     outcomes: dict[str, int] = field(default_factory=dict)
     errors: list[tuple[str, int]] = field(default_factory=list)
     workers: list[dict] = field(default_factory=list)
+    # Per configured vantage point: name, kind, checks in the hour, and for a probe its last
+    # heartbeat, whether it is stale (silent longer than MONITOR_PROBE_STALE) and results rejected.
+    vantages: list[dict] = field(default_factory=list)
 
     @property
     def outcome_rows(self) -> list[tuple[str, int]]:
@@ -93,6 +99,8 @@ def monitor_health(*, now: datetime) -> Health:
         .order_by("-last_at")
     )
 
+    h.vantages = _vantages(hour, now=now)
+
     sample = list(
         hour.filter(trigger=Check.Trigger.SCHEDULE, due_at__isnull=False)
         .order_by("-checked_at")
@@ -107,3 +115,24 @@ def monitor_health(*, now: datetime) -> Health:
         h.lag_max_s = lags[-1]
         h.lag_within_tolerance = within / len(lags)
     return h
+
+
+def _vantages(hour, *, now: datetime) -> list[dict]:
+    counts = dict(hour.order_by().values_list("vantage").annotate(n=Count("id")))
+    statuses = {s.vantage: s for s in ProbeStatus.objects.all()}
+    stale_after = timedelta(seconds=settings.MONITOR_PROBE_STALE)
+    out = []
+    for v in settings.MONITOR_VANTAGES:
+        status = statuses.get(v.name)
+        seen = status.last_seen_at if status else None
+        out.append(
+            {
+                "name": v.name,
+                "kind": v.kind,
+                "checks": counts.get(v.name, 0),
+                "last_seen_at": seen,
+                "is_stale": v.is_probe and (seen is None or now - seen > stale_after),
+                "rejected": status.rejected if status else 0,
+            }
+        )
+    return out

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from monitor import recheck, vantages
-from monitor.models import Check
+from monitor.models import Check, ProbeStatus
 from monitor.sandbox.httpserver import by_source, ok, status
 from tests.monitor.test_recheck import ITEM, make_notice
 
@@ -84,3 +85,20 @@ def test_each_local_vantage_asks_its_own_resolver(db, http_server, dns_server, d
     checks = list(Check.objects.filter(notice=notice).order_by("checked_at"))
     assert [(c.vantage, c.resolved_ip) for c in checks] == [("a", "127.0.0.1"), ("b", "127.0.0.3")]
     assert checks[0].outcome == "online" and checks[1].error_kind == "connect_refused"
+
+
+def test_a_silent_probe_is_stale_on_the_health_page_and_its_checks_go_to_the_others(
+    db, http_server, settings, client, analyst
+):
+    settings.MONITOR_VANTAGES = vantages.parse("a=local:127.0.0.1;p=probe")
+    settings.MONITOR_BROKER_URL = "amqp://guest:guest@127.0.0.1:1/nowhere"  # never reached: p is silent
+    ProbeStatus.objects.create(vantage="p", probe="far:1", last_seen_at=timezone.now() - timedelta(minutes=5))
+    notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
+    for _ in range(3):
+        assert drain().recorded == 1
+    assert set(Check.objects.filter(notice=notice).values_list("vantage", flat=True)) == {"a"}
+    client.force_login(analyst)
+    page = client.get(reverse("monitor:health")).content.decode()
+    vantage_table = page[page.index('id="vantages"') :]
+    assert 'class="stale"><td>p</td>' in vantage_table
+    assert "<td>a</td>" in vantage_table and "stale: its checks go to the other vantage points" in vantage_table
