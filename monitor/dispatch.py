@@ -82,7 +82,7 @@ def assign(claimed: list, plan: Plan) -> None:
         return
     last = _last_vantages([c.id for c in claimed])
     for c in claimed:
-        c.vantage = vantages.next_after(last.get(c.id), plan.order, plan.available)
+        c.vantage = vantages.next_after(last.get(c.id), plan.order, plan.available, seed=c.id)
 
 
 def _last_vantages(notice_ids: list[int]) -> dict[int, str]:

@@ -119,16 +119,17 @@ def by_name(vantages: Sequence[Vantage], name: str) -> Vantage | None:
     return next((v for v in vantages if v.name == name), None)
 
 
-def next_after(last: str | None, order: Sequence[str], available: Sequence[str]) -> str:
+def next_after(last: str | None, order: Sequence[str], available: Sequence[str], *, seed: int = 0) -> str:
     """The vantage for a notice's next check: the first available one after `last` in `order`.
 
     Consecutive checks of a notice so rotate over the configured vantages; one that is not
-    available now (a silent or backlogged probe) is skipped, so its checks go to the others.
+    available now (a silent or backlogged probe) is skipped, so its checks go to the others. A
+    notice never checked from any of them starts at `seed` (its id), so new notices spread evenly.
     `available` must not be empty.
     """
     if len(available) == 1:
         return available[0]
-    start = order.index(last) + 1 if last in order else 0
+    start = order.index(last) + 1 if last in order else seed % len(order)
     for i in range(len(order)):
         name = order[(start + i) % len(order)]
         if name in available:
