@@ -25,7 +25,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from bench.monitor_bench import CONCURRENCY, PIPELINE_SCRIPT, SETUP_SCRIPT, _make_all_due, _recreate_database
