@@ -17,9 +17,10 @@ The market (`HOSTERS`, `SITES`) has distinct conducts: prompt hosters (Prompt Ho
 Servers), a slow one (Slowpoke), one that never acts (Never Acts Ltd), one that swaps in a
 placeholder image (Pixelswap), a flaky one that answers 503 or resets a share of requests (Flaky
 Cloud: never a takedown by itself), one that hides half of its items from one network while
-serving them to the others (Cloakroom: selective serving, caught from the second vantage point), a site fronted by a CDN (Shield CDN, an intermediary that is
-never blamed), a domain that disappears (NXDOMAIN), and a site on an AS nobody registered (which
-attribution turns into an unreviewed hoster).
+serving them to the others (Cloakroom: selective serving, caught from the second vantage point),
+a site fronted by a CDN (Shield CDN, an intermediary that is never blamed), a domain that
+disappears (NXDOMAIN), and a site on an AS nobody registered (which attribution turns into an
+unreviewed hoster).
 
 **Items** are the reported files. An item's path carries a short tag that tells the site what it
 is (`/img/1234-9f2c1a.jpg`); a path without a valid tag is a plain 404:
