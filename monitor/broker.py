@@ -37,6 +37,7 @@ import re
 import socket
 from dataclasses import astuple, fields
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from monitor import addresses
 from monitor.fetch import Observation
@@ -52,11 +53,22 @@ PROBE_ID = f"{socket.gethostname()}:{os.getpid()}"[:100]
 
 
 def connection(url: str, *, heartbeat: int = 0):
-    """A kombu connection with publisher confirms (a publish returns once the broker has it)."""
+    """A kombu connection with publisher confirms (a publish returns once the broker has it).
+
+    `amqps://` is TLS with the broker's certificate verified against the system's CAs (or the
+    file in `SSL_CERT_FILE`) and its host name checked: a probe in a foreign network must not hand
+    its results, or take its batches, from whoever answers on the way.
+    """
+    import ssl
+
     from kombu import Connection
 
+    tls = False
+    if url.startswith("amqps://"):
+        tls = {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": urlsplit(url).hostname}
     return Connection(
         url,
+        ssl=tls,
         heartbeat=heartbeat,
         connect_timeout=5,
         transport_options={"confirm_publish": True, "max_retries": 0},

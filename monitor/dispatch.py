@@ -95,6 +95,7 @@ def _last_vantages(notice_ids: list[int]) -> dict[int, str]:
         rows = (
             Notice.objects.filter(pk__in=notice_ids[i : i + CHUNK])
             .annotate(last=Subquery(latest))
+            .order_by()
             .values_list("pk", "last")
         )
         out.update((pk, last) for pk, last in rows if last)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 
 from django.conf import settings
@@ -35,6 +36,7 @@ log = logging.getLogger("monitor.probes")
 
 MAX_MESSAGES = 50  # per call; each holds up to a few thousand results
 WAIT_S = 0.2  # for the first message of a call
+CLASSIFIER_MAX_AGE_S = 5.0  # a placeholder hash an analyst adds applies to results within this
 
 
 def drain_results(*, max_messages: int = MAX_MESSAGES, wait_s: float = WAIT_S) -> bool:
@@ -86,7 +88,6 @@ def handle(messages) -> Handled:
         if not isinstance(results, list):
             out.rejected[vantage] += 1
             continue
-        heartbeats.setdefault(vantage, (probe_id, 0))  # results are a sign of life too
         for item in results:
             claimed, observation = _accept(item, vantage=vantage, probe_id=probe_id)
             if claimed is None:
@@ -94,10 +95,11 @@ def handle(messages) -> Handled:
                 continue
             groups.setdefault(claimed.token, {}).setdefault(claimed.id, (claimed, observation))
             results_from.add(vantage)
+    classifier = _classifier()
     for token, by_notice in groups.items():
         claimed = [c for c, _o in by_notice.values()]
         observations = [o for _c, o in by_notice.values()]
-        classifications = recheck.classify_batch(claimed, observations)
+        classifications = classifier.classify(claimed, observations)
         recheck.record(claimed, observations, classifications, token=token, result=out.batch)
         out.accepted += len(claimed)
     _statuses(heartbeats, results_from, out.rejected, now=now)
@@ -131,12 +133,32 @@ def _accept(item, *, vantage: str, probe_id: str):
     return claimed, observation
 
 
+_classifier_state: list = [None, 0.0]  # (the classifier, when it was made)
+
+
+def _classifier():
+    """The check drain's classifier (placeholder hashes, the registry), reused for a few seconds:
+    results come in many small messages, and loading both per message cost more than recording."""
+    if _classifier_state[0] is None or time.monotonic() - _classifier_state[1] > CLASSIFIER_MAX_AGE_S:
+        _classifier_state[:] = [recheck._BatchClassifier(), time.monotonic()]
+    return _classifier_state[0]
+
+
+_results_noted: dict[str, float] = {}
+
+
 def _statuses(heartbeats, results_from: set[str], rejected: Counter, *, now) -> None:
     for vantage, (probe_id, in_flight) in heartbeats.items():
         values = {"probe": probe_id, "last_seen_at": now, "in_flight": in_flight}
         if vantage in results_from:
             values["results_at"] = now
+            _results_noted[vantage] = time.monotonic()
         ProbeStatus.objects.update_or_create(vantage=vantage, defaults=values)
+    for vantage in results_from - heartbeats.keys():
+        # Results are a sign of life too; noted every few seconds (not per message: one more write each).
+        if time.monotonic() - _results_noted.get(vantage, 0.0) >= broker.HEARTBEAT_S:
+            _results_noted[vantage] = time.monotonic()
+            ProbeStatus.objects.filter(vantage=vantage).update(results_at=now, last_seen_at=now)
     for vantage, n in rejected.items():
         if not ProbeStatus.objects.filter(vantage=vantage).update(rejected=F("rejected") + n):
             ProbeStatus.objects.create(vantage=vantage, last_seen_at=now, rejected=n)
