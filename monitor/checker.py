@@ -22,7 +22,9 @@ Messages (pickled, over a socket pair; multiprocessing.connection framing):
 - to the child: `("config", batch, settings, dns_generation)` at the start of each batch: the
   `MONITOR_*` settings (tests change them) and whether the DNS cache was cleared since; the child
   answers `(batch, "ready")` once its client is up, and the batch claims nothing before that;
-  `("check", batch, [(notice_id, url, start_by), ...])`; `("cancel", batch)` for a batch given up;
+  `("check", batch, [(notice_id, url, start_by, vantage), ...])`, each checked by the client of
+  its local vantage (monitor/vantages.py: its source address and resolvers; one client per local
+  vantage, `MONITOR_BROKER_URL` is never sent); `("cancel", batch)` for a batch given up;
 - to the parent: `(batch, [(notice_id, observation), ...])` as checks finish, several at once.
 
 Lifetime and signals: the child ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process
