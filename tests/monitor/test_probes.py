@@ -156,7 +156,7 @@ def test_a_probe_killed_mid_batch_loses_nothing_and_nothing_is_recorded_twice(
     assert not Notice.objects.filter(pk__in=ids, lease_token__isnull=False).exists()
 
 
-def test_a_probe_survives_its_connection_being_closed_by_the_broker(
+def test_probe_and_monitor_survive_their_connections_being_closed_by_the_broker(
     db, monitor_side, start_probe, http_server, settings
 ):
     settings.MONITOR_VANTAGES = vantages.parse("t13a=probe")
@@ -167,13 +167,16 @@ def test_a_probe_survives_its_connection_being_closed_by_the_broker(
     recheck.run_batch(now=timezone.now() + timedelta(days=1))
     until(lambda: Check.objects.filter(notice_id__in=ids).count() >= 20, batch=False)
     monitor_side.ctl("close_all_user_connections", "probe-t13a", "test: connection dropped")
+    monitor_side.ctl("close_all_user_connections", "probes-test-monitor", "test: connection dropped")
     until(lambda: Check.objects.filter(notice_id__in=ids).count() >= 200, batch=False, timeout_s=60)
     assert probe.poll() is None  # still running, reconnected
     per_notice = list(Check.objects.filter(notice_id__in=ids).values_list("notice_id", flat=True))
     assert sorted(per_notice) == sorted(ids)
-    # and it keeps working on the new connection
+    # and both keep working on their new connections: new checks go out and come back
     ProbeStatus.objects.all().delete()
     probes_heard("t13a")
+    more = [make_notice(http_server.url(f"/slow.jpg?more{i}")).pk for i in range(20)]
+    until(lambda: Check.objects.filter(notice_id__in=more).count() >= 20)
 
 
 def test_a_probe_cannot_report_a_check_it_was_not_given(db, monitor_side, start_probe, http_server):
