@@ -52,24 +52,24 @@ class Plan:
     order: tuple[str, ...]  # every configured vantage, in MONITOR_VANTAGES order
     available: tuple[str, ...]  # those that may take checks now
     probes: frozenset[str]  # the remote ones
+    backlogged: frozenset[str] = frozenset()  # probes heard recently whose queue is full for now
 
     @classmethod
     def now(cls) -> Plan:
         configured = settings.MONITOR_VANTAGES
         probes = frozenset(v.name for v in configured if v.is_probe)
-        ready = _ready_probes(probes) if probes else set()
+        heard = _heard_probes(probes) if probes else set()
+        ready = {name for name in heard if _publisher.backlog(name) < settings.MONITOR_PROBE_BACKLOG}
         available = tuple(v.name for v in configured if not v.is_probe or v.name in ready)
-        return cls(tuple(v.name for v in configured), available, probes)
+        return cls(tuple(v.name for v in configured), available, probes, frozenset(heard - ready))
 
 
-def _ready_probes(probes: frozenset[str]) -> set[str]:
+def _heard_probes(probes: frozenset[str]) -> set[str]:
+    """Probes heard within MONITOR_PROBE_STALE (the others are silent: stale)."""
     since = timezone.now() - timedelta(seconds=settings.MONITOR_PROBE_STALE)
-    heard = set(
+    return set(
         ProbeStatus.objects.filter(vantage__in=probes, last_seen_at__gte=since).values_list("vantage", flat=True)
     )
-    if not heard:
-        return set()
-    return {name for name in heard if _publisher.backlog(name) < settings.MONITOR_PROBE_BACKLOG}
 
 
 def assign(claimed: list, plan: Plan) -> None:

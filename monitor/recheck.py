@@ -90,6 +90,7 @@ RECORD_FIELDS = (
 )
 LOCAL_VANTAGE = "local"  # the monitor's own address and resolvers (MONITOR_VANTAGES adds others)
 CHUNK = 900  # ids per IN (...): below every database's parameter limit
+PROBE_POLL_S = 0.05  # while every vantage that may take checks is a probe with a full queue
 
 
 @dataclass
@@ -114,6 +115,7 @@ class BatchResult:
     not_started: int = 0  # budget ran out: given back unchecked
     failed: int = 0  # rows that raised: pushed forward
     takedowns: int = 0
+    waiting_for_probes: bool = False  # stopped because every available vantage is a backlogged probe
 
 
 def batch_budget_s() -> float:
@@ -133,6 +135,11 @@ def drain_checks(*, now: datetime | None = None, limit: int | None = None) -> bo
         return False
     limit = limit or settings.MONITOR_BATCH
     result = run_batch(now=now, limit=limit)
+    if result.waiting_for_probes:
+        # The probes have work queued: ask again shortly (not at the next wake-up, a second away,
+        # which would leave a fast probe idle), without spinning.
+        time.sleep(PROBE_POLL_S)
+        return True
     return result.claimed >= limit
 
 
@@ -163,6 +170,7 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
         # outlives the lease of its later chunks. Nothing is claimed while no vantage may check.
         plan = dispatch.Plan.now()
         if not plan.available:
+            result.waiting_for_probes = bool(plan.backlogged)
             return [], 0.0
         now = started_at + timedelta(seconds=time.monotonic() - t0)
         part = claim(now=now, limit=want, token=token, lease_s=lease)
@@ -180,8 +188,8 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
     classifier = _BatchClassifier()
     result = BatchResult()
     # The check process is ready (started, configured) before anything is claimed: its start-up
-    # never eats into the claimed notices' time to start.
-    with checker.batch() as checks:
+    # never eats into the claimed notices' time to start. With probes only, there is none.
+    with checker.batch() if any(not v.is_probe for v in settings.MONITOR_VANTAGES) else _NoLocalChecks() as checks:
         claimed, start_by = claim_chunk(chunk)
         result.claimed += len(claimed)
         if not result.claimed:
@@ -218,6 +226,25 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
             result.failed,
         )
     return result
+
+
+class _NoLocalChecks:
+    """The check batch of a monitor whose vantages are all probes: nothing is checked here."""
+
+    in_flight = 0
+
+    def __enter__(self) -> _NoLocalChecks:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, claimed: list, *, start_by: float) -> None:
+        if claimed:
+            raise RuntimeError("no local vantage is configured")
+
+    def finished(self, *, at_least: int, wait: bool = False) -> list:
+        return []
 
 
 def _chunk_size(limit: int) -> int:
