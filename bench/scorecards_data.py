@@ -113,6 +113,7 @@ def generate(log=print) -> dict:
         "notified_at": "s.notified_at",
         "deadline_s": "s.deadline_s",
         "deadline_at": "s.notified_at + make_interval(secs => s.deadline_s)",
+        "settles_at": "s.notified_at + make_interval(secs => 2 * s.deadline_s)",
         "status": "s.status",
         "hoster": "(%(ids)s::bigint[])[s.hix + 1]",
         "hoster_source": "'attribution'",

@@ -399,12 +399,12 @@ def _record_sent(row: NoticeEmail, notice: Notice, *, accepted_at: datetime) -> 
 
 
 def _notice_notified(row: NoticeEmail, notice: Notice, accepted_at: datetime) -> None:
-    deadline_at = accepted_at + timedelta(seconds=notice.deadline_s)
+    deadline_at, settles_at = Notice.timeline(accepted_at, notice.deadline_s)
     # Only if still un-notified: an analyst's own notified_at is never overwritten.
     if Notice.objects.filter(pk=notice.pk, notified_at__isnull=True).update(
-        notified_at=accepted_at, deadline_at=deadline_at
+        notified_at=accepted_at, deadline_at=deadline_at, settles_at=settles_at
     ):
-        notice.notified_at, notice.deadline_at = accepted_at, deadline_at
+        notice.notified_at, notice.deadline_at, notice.settles_at = accepted_at, deadline_at, settles_at
         follow_ups = [
             NoticeEmail(
                 notice=notice,

@@ -185,7 +185,7 @@ def _notice_values(data: NoticeInput, *, source: str, now: datetime) -> dict[str
         "notified_at": notified_at,
         "deadline_s": deadline_s,
         "regime": notice_regime(regime=data.regime, deadline_s=data.deadline_s),
-        "deadline_at": notified_at + timedelta(seconds=deadline_s) if notified_at else None,
+        **dict(zip(("deadline_at", "settles_at"), Notice.timeline(notified_at, deadline_s), strict=True)),
         "hoster_id": data.hoster_id,
         "hoster_source": Notice.HosterSource.HOTLINE if data.hoster_id else "",
         # A check at intake, and attribution as soon as the monitor gets to it.

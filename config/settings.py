@@ -17,6 +17,7 @@ from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from compliance import methodology  # pure: the version of the accounting rules
 from monitor import vantages as _vantages  # pure: parsing MONITOR_VANTAGES (no Django, no app)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -308,8 +309,13 @@ LOGGING = {
 # Seconds from notification to deadline. A notice may carry a shorter deadline of its own.
 COMPLIANCE_DEADLINE = env_int("COMPLIANCE_DEADLINE", 86400, minimum=1)
 # Version of the accounting rules (what counts as a takedown, the schedule, the verdict). Every
-# published figure carries it; bump it whenever a rule in compliance/rules.py changes meaning.
-METHODOLOGY_VERSION = "1.0"
+# published figure carries it; its home, with the list of versions, is compliance/methodology.py.
+METHODOLOGY_VERSION = methodology.CURRENT
+
+# Called (no arguments) after measurements were rewritten (recompute_measurements, a withdrawal, an
+# attribution override): whatever keeps derived figures must forget them. Named here so that
+# compliance never imports the apps above it.
+MEASUREMENTS_CHANGED_HOOKS = ["reports.rollups.invalidate_all"]
 
 # --- The monitor --------------------------------------------------------------------------------
 

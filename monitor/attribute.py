@@ -25,6 +25,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from compliance import measurements
 from compliance.models import Hoster, HosterASN, HosterPrefix, Notice
 from monitor import asn as asnlookup
 from monitor import attribution as rules
@@ -365,9 +366,10 @@ def _write(
         for columns, rows_of_columns in by_columns.items():
             _update_notices(columns, rows_of_columns, lease_until=lease_until)
         for chunk in _chunks(closes):
-            # Unresolvable at notice time: no measurement. Only a notice nothing has observed yet.
+            # Unresolvable at notice time: no measurement. Only a notice nothing has observed yet, and
+            # only without a hoster: a notice with one counts for it (decided as a 404 at its first check).
             (
-                Notice.objects.filter(id__in=chunk, status=Notice.Status.PENDING)
+                Notice.objects.filter(id__in=chunk, status=Notice.Status.PENDING, hoster_id__isnull=True)
                 .exclude(
                     id__in=Check.objects.filter(notice_id__in=chunk, resolved_ip__isnull=False).values("notice_id")
                 )
@@ -758,4 +760,6 @@ def attribution_override(
     notice.is_behind_cdn = cdn is not None
     notice.is_ambiguous = False
     notice.save(update_fields=["hoster", "hoster_source", "cdn", "is_behind_cdn", "is_ambiguous", "updated_at"])
+    # With a hoster, a name that never resolved is evidence of absence: the measurement follows.
+    measurements.notices_remeasure([notice.pk], actor=user, reason=f"attribution override: {reason}"[:2000], now=now)
     return row

@@ -68,7 +68,7 @@ from monitor.outcomes import Classification, classify
 log = logging.getLogger("monitor.recheck")
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"[:100]
-UNMEASURED = (Notice.Status.REPEAT, Notice.Status.UNRESOLVABLE)
+UNMEASURED = rules.UNMEASURED_STATUSES
 CLAIM_FIELDS = (
     "id",
     "url",
@@ -82,7 +82,9 @@ CLAIM_FIELDS = (
 RECORD_FIELDS = (
     "id",
     "url",
+    "hoster_id",
     "notified_at",
+    "settles_at",
     "deadline_s",
     "reported_removed_at",
     "check_requested_at",
@@ -421,6 +423,7 @@ def _classify(
                 content_sha256=c.content_sha256,
                 placeholder_hashes=placeholders,
                 resolved_before=c.id in resolved_before,
+                has_hoster=c.hoster_id is not None,
                 is_moved=is_moved,
             )
         )
@@ -533,6 +536,8 @@ def _plan(items, fresh: dict[int, dict], reopen_blocked: set[int], *, now: datet
                 outcome=kind.outcome,
                 reason=kind.reason,
                 deadline_s=row["deadline_s"],
+                notified_at=row["notified_at"],
+                has_hoster=row["hoster_id"] is not None,
                 rules=accounting,
                 can_reopen=c.id not in reopen_blocked,
             )
@@ -543,6 +548,9 @@ def _plan(items, fresh: dict[int, dict], reopen_blocked: set[int], *, now: datet
                 status=new.status,
                 takedown_at=new.takedown_at,
                 offline_streak=new.offline_streak,
+                is_provisional=rules.is_provisional(
+                    removal_mechanism=new.removal_mechanism, takedown_at=new.takedown_at, settles_at=row["settles_at"]
+                ),
             )
             if new.reappeared_at != state.reappeared_at and new.status == Notice.Status.REMOVED:
                 due = None  # reappeared, but another open notice measures this URL now

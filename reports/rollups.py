@@ -138,6 +138,12 @@ def ensure_many(keys: list[str], *, now: datetime) -> dict[str, Rollup]:
     return result
 
 
+def invalidate_all() -> None:
+    """Forget every rollup (measurements were rewritten: settings.MEASUREMENTS_CHANGED_HOOKS); pages
+    and the drain recompute them when next needed."""
+    Rollup.objects.all().delete()
+
+
 # --- Reading ------------------------------------------------------------------------------------
 
 

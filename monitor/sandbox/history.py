@@ -311,7 +311,7 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
                 "received_at": notified,
                 "notified_at": notified.replace(tzinfo=UTC),
                 "deadline_s": row["deadline_s"],
-                "deadline_at": notified + timedelta(seconds=row["deadline_s"]),
+                **dict(zip(("deadline_at", "settles_at"), Notice.timeline(notified, row["deadline_s"]), strict=True)),
                 "status": row["status"],
                 "hoster_id": hoster_ids[row["hoster"]],
                 "hoster_source": row["hoster_source"],

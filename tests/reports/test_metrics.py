@@ -47,7 +47,7 @@ def case(prompt_hoster, slow_hoster):
         p, now - timedelta(hours=1), status="online", last_checked_at=now - timedelta(hours=1) + timedelta(seconds=1800)
     )
     notice(p, BASE, status="repeat")
-    notice(p, BASE, status="unresolvable")
+    notice(None, BASE, status="unresolvable")  # only a notice without hoster may be unresolvable
     notice(p, None, status="pending")
     notice(p, BASE - timedelta(seconds=1), ttt_s=10)  # before --from
     notice(s, BASE, ttt_s=172800, removal_mechanism="server_gone")
@@ -173,6 +173,7 @@ def test_km_median_of_a_hoster_agrees_with_lifelines_on_its_notices(case, prompt
     assert rows[0]["km_median_ttt_s"] == kmf.median_survival_time_
 
 
+@pytest.mark.xfail(strict=True, reason="the SQL time to takedown still truncates to whole seconds (issue 11 item 4)")
 def test_whole_seconds_truncates_like_the_model(prompt_hoster):
     n = notice(prompt_hoster, BASE, ttt_s=None, takedown_at=BASE + timedelta(seconds=5, microseconds=999999))
     n2 = notice(prompt_hoster, BASE, ttt_s=None, takedown_at=BASE - timedelta(seconds=5, microseconds=500000))
