@@ -176,6 +176,7 @@ class _Consumer:
         self.url = ""
         self.consumer = None
         self.inbox: list = []
+        self.warned_at = -1e9
 
     def _connect(self) -> None:
         from kombu import Consumer
@@ -215,7 +216,10 @@ class _Consumer:
                         break
                     timeout = 0.01  # then take what has arrived meanwhile
             except Exception:
-                log.warning("probe results: broker connection lost; reconnecting at the next call", exc_info=True)
+                # Said once a minute at most: the drain runs every second while the broker is away.
+                if time.monotonic() - self.warned_at > 60:
+                    self.warned_at = time.monotonic()
+                    log.warning("probe results: no broker connection; retrying every second", exc_info=True)
                 self.close()
                 return []
             taken, self.inbox[:] = self.inbox[:limit], self.inbox[limit:]
