@@ -51,13 +51,13 @@ def monitor_side(rabbitmq, settings, http_server, dns_server):
 def start_probe(rabbitmq, dns_server):
     procs: dict[str, subprocess.Popen] = {}
 
-    def start(name: str) -> subprocess.Popen:
+    def start(name: str, *, allowed: str = "127.0.0.0/8") -> subprocess.Popen:
         host, port = dns_server.address
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "VIRTUAL_ENV") or k.startswith("PYTHON")}
         env.update(
             MONITOR_BROKER_URL=rabbitmq.url(f"probe-{name}"),
             MONITOR_VANTAGES=f"{name}=probe:{SOURCES[name]}@{host}:{port}",
-            MONITOR_ALLOWED_PRIVATE_NETWORKS="127.0.0.0/8",
+            MONITOR_ALLOWED_PRIVATE_NETWORKS=allowed,
             MONITOR_TIMEOUT="3",
             MONITOR_CONCURRENCY="50",
             LOG_LEVEL="INFO",
@@ -219,3 +219,15 @@ def test_a_probe_cannot_report_a_check_it_was_not_given(db, monitor_side, start_
     with Connection(monitor_side.url("probe-t13b")) as conn:
         with pytest.raises(Exception, match="(?i)access_refused|403"):
             conn.default_channel.basic_get("checks.t13a")
+
+
+def test_a_probe_vets_every_address_under_its_own_rules(db, monitor_side, start_probe, http_server, settings):
+    """The monitor may open loopback to itself; a probe that does not never connects there."""
+    settings.MONITOR_VANTAGES = vantages.parse("t13a=probe")
+    notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
+    start_probe("t13a", allowed="")
+    probes_heard("t13a")
+    until(lambda: Check.objects.filter(notice=notice).exists())
+    check = Check.objects.get(notice=notice)
+    assert (check.vantage, check.outcome, check.reason) == ("t13a", "refused", "refused:loopback")
+    assert http_server.hits("/a.jpg") == 0
