@@ -14,6 +14,7 @@ what a figure means. docs/methodology.md and `/methodology/` describe the rules 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from django.utils.translation import gettext_lazy as _
 
@@ -21,14 +22,14 @@ from django.utils.translation import gettext_lazy as _
 @dataclass(frozen=True)
 class Version:
     number: str
-    date: str  # ISO date the version took effect
+    date: date  # the version took effect
     changes: tuple  # lazily translated sentences
 
 
 VERSIONS = (
     Version(
         "1.0",
-        "2026-11-22",
+        date(2026, 11, 22),
         (
             _("First published accounting: two consecutive observations of absence confirm a takedown."),
             _("Three unreachable checks spanning a quarter of the deadline are a server-gone takedown."),
@@ -37,7 +38,7 @@ VERSIONS = (
     ),
     Version(
         "2.0",
-        "2026-12-06",
+        date(2026, 12, 6),
         (
             _(
                 "Only evidence of absence is a takedown. 403, 429, any 5xx, a stalled body or a timeout after "

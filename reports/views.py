@@ -28,7 +28,8 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from compliance import selectors
-from compliance.models import Hoster, Notice
+from compliance.methodology import VERSIONS as METHODOLOGY_VERSIONS
+from compliance.models import Hoster, MethodologyRecord, Notice
 from compliance.pseudonym import pseudonymise
 from reports import charts, periods, rollups, scorecards
 from reports.periods import Period, PeriodError
@@ -510,6 +511,8 @@ def methodology(request):
             "bar_min": settings.SCORECARD_BAR_MIN_NOTICES,
             "max_age_min": f"{settings.SCORECARD_ROLLUP_MAX_AGE / 60:g}",
             "methodology_version": settings.METHODOLOGY_VERSION,
+            "versions": METHODOLOGY_VERSIONS,
+            "records": MethodologyRecord.objects.order_by("-last_seen_at")[:20],
         },
     )
 

@@ -103,7 +103,9 @@ def test_flapping_blocking_and_stalling_hosters_are_late_and_only_absence_is_a_t
 
     now = timezone.now()
     got = {k: Notice.objects.get(pk=n.pk) for k, n in notices.items()}
-    states = {k: (n.status, n.removal_mechanism, list(n.checks.values_list("reason", flat=True))) for k, n in got.items()}
+    states = {
+        k: (n.status, n.removal_mechanism, list(n.checks.values_list("reason", flat=True))) for k, n in got.items()
+    }
     verdicts = {k: n.verdict(now) for k, n in got.items()}
     assert verdicts == {
         "flapper": "late",

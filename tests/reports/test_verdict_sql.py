@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compliance import rules, selectors
+from compliance import selectors
 from compliance.models import Notice
 
 NOTIFIED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
