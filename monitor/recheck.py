@@ -540,6 +540,7 @@ def _plan(items, fresh: dict[int, dict], reopen_blocked: set[int], *, now: datet
                 has_hoster=row["hoster_id"] is not None,
                 rules=accounting,
                 can_reopen=c.id not in reopen_blocked,
+                vantage=c.vantage,
             )
             due = schedule.next_check_at(
                 now=now,
@@ -619,7 +620,12 @@ _rules_cache: tuple[tuple, rules.Rules] | None = None
 
 def _rules() -> rules.Rules:
     global _rules_cache
-    key = (settings.MONITOR_CONFIRMATIONS, settings.MONITOR_SERVER_GONE_CHECKS, settings.MONITOR_SERVER_GONE_SHARE)
+    key = (
+        settings.MONITOR_CONFIRMATIONS,
+        settings.MONITOR_SERVER_GONE_CHECKS,
+        settings.MONITOR_SERVER_GONE_SHARE,
+        len(settings.MONITOR_VANTAGES),
+    )
     if _rules_cache is None or _rules_cache[0] != key:
         _rules_cache = (key, rules.Rules.from_settings())
     return _rules_cache[1]
