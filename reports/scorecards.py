@@ -113,6 +113,7 @@ class HosterMetrics:
     reappeared: int = 0
     reappearances: int = 0
     displaced: int = 0
+    served_selectively: int = 0  # notices whose content one vantage point saw while another was refused it
     open_past_deadline: int = 0
     oldest_open_notified_at: datetime | None = None
     removal_mechanisms: dict[str, int] = field(default_factory=dict)
@@ -173,6 +174,7 @@ def _aggregate_rows(qs: QuerySet[Notice], now: datetime) -> list[dict]:
         "reappeared": Count("id", filter=Q(reappearance_count__gt=0)),
         "reappearances": Coalesce(Sum("reappearance_count"), 0),
         "displaced": Count("id", filter=Q(is_displaced=True)),
+        "served_selectively": Count("id", filter=Q(served_selectively_count__gt=0)),
         "oldest_open_notified_at": Min("notified_at", filter=Q(status__in=OPEN)),
         "deadline_min": Min("deadline_s"),
         "deadline_max": Max("deadline_s"),
@@ -242,6 +244,7 @@ def _metrics_from(row: dict, grouped: survival.Grouped, *, hoster: str | None, n
         "reappeared",
         "reappearances",
         "displaced",
+        "served_selectively",
     ):
         setattr(m, key, int(row.get(key) or 0))
     m.oldest_open_notified_at = row.get("oldest_open_notified_at")
@@ -392,6 +395,7 @@ EXTRA_COLUMNS = [
     "reappeared",
     "reappearances",
     "displaced",
+    "served_selectively",
     "open_past_deadline",
     "oldest_open_notified_at",
     "ipv4_addresses",

@@ -118,6 +118,7 @@ def test_two_probes_see_selective_serving_a_removal_and_a_dead_server(db, monito
     assert [c.vantage for c in s[:4]] in (["t13a", "t13b"] * 2, ["t13b", "t13a"] * 2)  # they take turns
     selective.refresh_from_db()
     assert selective.takedown_at is None and selective.status == "online"
+    assert selective.served_selectively_count >= 2  # counted: the 403s to one vantage, the item to the other
 
     r = checks_of(removed)
     gone = [c for c in r if c.outcome == "removed"]

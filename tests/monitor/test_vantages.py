@@ -11,6 +11,8 @@ from django.utils import timezone
 from monitor import recheck, vantages
 from monitor.models import Check, ProbeStatus
 from monitor.sandbox.httpserver import by_source, ok, status
+from reports import exports, scorecards
+from reports.periods import Period
 from tests.monitor.test_recheck import ITEM, make_notice
 
 TWO_LOCAL = "a=local:127.0.0.1;b=local:127.0.0.2"
@@ -57,10 +59,11 @@ def drain():
     return recheck.run_batch(now=timezone.now() + timedelta(days=1))
 
 
-def test_two_local_vantages_check_from_their_own_address_in_turn(db, http_server, settings):
+def test_two_local_vantages_check_from_their_own_address_in_turn(db, http_server, settings, prompt_hoster, analyst):
     settings.MONITOR_VANTAGES = vantages.parse(TWO_LOCAL)
     # A hoster that hides the item from 127.0.0.2 only.
-    notice = make_notice(http_server.set("/a.jpg", by_source({"127.0.0.2": status(404)}, default=ok(ITEM))))
+    url = http_server.set("/a.jpg", by_source({"127.0.0.2": status(404)}, default=ok(ITEM)))
+    notice = make_notice(url, hoster=prompt_hoster)
     for _ in range(4):
         assert drain().recorded == 1
     checks = list(Check.objects.filter(notice=notice).order_by("checked_at"))
@@ -69,7 +72,15 @@ def test_two_local_vantages_check_from_their_own_address_in_turn(db, http_server
     peers = {"a": "127.0.0.1", "b": "127.0.0.2"}
     assert [r.peer for r in http_server.requests] == [peers[c.vantage] for c in checks]
     notice.refresh_from_db()
-    assert notice.takedown_at is None  # seen online from one vantage between: never confirmed
+    assert notice.takedown_at is None and notice.status == "online"  # never confirmed from one vantage
+    # Selective serving: counted on the notice, the hoster's figures and the export.
+    assert notice.served_selectively_count >= 1 and notice.served_selectively_at is not None
+    rows = scorecards.report_rows(Period("all", None, None, "all"), now=timezone.now())
+    assert {r.hoster: r.served_selectively for r in rows} == {prompt_hoster.slug: 1}
+    export = exports.csv_stream(analyst, exports.ExportFilter(), now=timezone.now())
+    lines = b"".join(export).decode().splitlines()
+    header = lines[0].split(",")
+    assert lines[1].split(",")[header.index("served_selectively_count")] == str(notice.served_selectively_count)
 
 
 def test_each_local_vantage_asks_its_own_resolver(db, http_server, dns_server, dns_server_factory, settings):
