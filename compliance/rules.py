@@ -265,7 +265,8 @@ class Rules:
     confirmations: int = 2
     server_gone_checks: int = 3
     server_gone_share: float = 0.25
-    vantages: int = 1  # vantage points configured (MONITOR_VANTAGES): 2 or more ask for a second opinion
+    # The names of the vantage points configured (MONITOR_VANTAGES): two or more ask for a second opinion.
+    vantages: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls) -> Rules:
@@ -275,7 +276,7 @@ class Rules:
             confirmations=settings.MONITOR_CONFIRMATIONS,
             server_gone_checks=settings.MONITOR_SERVER_GONE_CHECKS,
             server_gone_share=settings.MONITOR_SERVER_GONE_SHARE,
-            vantages=len(settings.MONITOR_VANTAGES),
+            vantages=tuple(v.name for v in settings.MONITOR_VANTAGES),
         )
 
 
@@ -303,8 +304,9 @@ def apply_check(
     """The state after one more observation at `at` (which must not precede the last one).
 
     `vantage` names where the observation came from (`Check.vantage`). With more than one vantage
-    configured (`rules.vantages`): a takedown is confirmed only once absence was seen from two of
-    them; server gone needs the unreachable streak seen from every one; and content seen from one
+    configured (`rules.vantages`; see `_several` for checks from others): a takedown is confirmed
+    only once absence was seen from two of them; server gone needs the unreachable streak seen from
+    every one; and content seen from one
     vantage right after another saw it absent or answered without it is *selective serving*: counted
     (`served_selectively_count`, first at `served_selectively_at`), never a takedown.
 
@@ -392,7 +394,8 @@ def apply_check(
     s["unreachable_streak"] += 1
     s["unreachable_vantages"] = _with(s["unreachable_vantages"], vantage)
     spanned_s = (at - s["unreachable_since"]).total_seconds()
-    every_vantage = rules.vantages <= 1 or len(s["unreachable_vantages"].split(",")) >= rules.vantages
+    seen = set(s["unreachable_vantages"].split(","))
+    every_vantage = not _several(seen, rules) or seen >= set(rules.vantages)
     if (
         s["unreachable_streak"] >= rules.server_gone_checks
         and spanned_s >= rules.server_gone_share * deadline_s
@@ -408,11 +411,20 @@ def _with(names: str, vantage: str) -> str:
     return ",".join(sorted(set(filter(None, names.split(","))) | {vantage}))
 
 
+def _several(seen: set[str], rules: Rules) -> bool:
+    """Whether a streak seen from `seen` is judged by the rules of several vantages: more than one is
+    configured and every observation came from one of them. A check from a vantage that is not
+    configured (made before vantages were, named `local`; or a retired one) is judged as then, by
+    the single-vantage rules, so replaying old evidence does not re-judge it."""
+    return len(rules.vantages) > 1 and seen <= set(rules.vantages)
+
+
 def _confirmed(s: dict, rules: Rules) -> bool:
     """Enough absent observations, and with several vantages, from two of them."""
     if s["offline_streak"] < rules.confirmations:
         return False
-    return rules.vantages <= 1 or len(s["offline_vantages"].split(",")) >= 2
+    seen = set(s["offline_vantages"].split(","))
+    return not _several(seen, rules) or len(seen) >= 2
 
 
 def _takedown(s: dict, *, at: datetime, mechanism: str) -> None:

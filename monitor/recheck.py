@@ -624,7 +624,7 @@ def _rules() -> rules.Rules:
         settings.MONITOR_CONFIRMATIONS,
         settings.MONITOR_SERVER_GONE_CHECKS,
         settings.MONITOR_SERVER_GONE_SHARE,
-        len(settings.MONITOR_VANTAGES),
+        tuple(v.name for v in settings.MONITOR_VANTAGES),
     )
     if _rules_cache is None or _rules_cache[0] != key:
         _rules_cache = (key, rules.Rules.from_settings())

@@ -11,7 +11,7 @@ from compliance.rules import Rules, replay
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 D = 86400
-TWO = Rules(vantages=2)
+TWO = Rules(vantages=("ams", "fra"))
 OK, GONE, FORBIDDEN, REFUSED = (
     ("online", "online"),
     ("removed", "http_404"),
@@ -82,3 +82,11 @@ def test_a_takedown_with_two_vantages_always_rests_on_absence_seen_from_both(obs
         assert seen_absent == {"ams", "fra"}
     if state.removal_mechanism == "server_gone":
         assert {c[3] for c in checks if c[1] == "transient"} == {"ams", "fra"}
+
+
+def test_checks_from_a_vantage_not_configured_are_judged_by_the_single_vantage_rules():
+    """Evidence from before the vantages (named `local`) keeps its takedowns when replayed."""
+    state, checks = run(("local", OK), ("local", GONE), ("local", GONE))
+    assert state.takedown_at == checks[1][0]
+    gone, _ = run(*[("local", REFUSED)] * 4, minutes_apart=240)
+    assert gone.removal_mechanism == "server_gone"
