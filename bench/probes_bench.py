@@ -127,7 +127,7 @@ def run() -> dict:
         _ctl("add_user", f"probe-{name}", PASSWORD)
         _ctl("set_permissions", "-p", VHOST, f"probe-{name}", "^$", "^results$", f"^checks\\.{name}$")
     server = subprocess.Popen(
-        [sys.executable, "-m", "monitor.sandbox.httpserver", "--bind", "127.0.0.1:0", "--body", "x" * 2048],
+        [sys.executable, "-m", "demo.sandbox.httpserver", "--bind", "127.0.0.1:0", "--body", "x" * 2048],
         cwd=ROOT,
         env=base_env,
         stdout=subprocess.PIPE,

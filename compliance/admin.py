@@ -75,6 +75,7 @@ class NoticeAddForm(forms.ModelForm):
                 content_sha256=cleaned.get("content_sha256", ""),
                 hoster=cleaned["hoster_slug"].slug if cleaned.get("hoster_slug") else "",
                 deadline_s=cleaned.get("deadline_s"),
+                source=cleaned.get("source") or "admin",
                 now=timezone.now(),
             )
         except services.NoticeInputError as exc:
@@ -185,7 +186,7 @@ class NoticeAdmin(admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         notice, outcome = services.notice_create(
-            data=form.notice_input, source=form.cleaned_data.get("source") or "admin", now=timezone.now()
+            data=form.notice_input, source=form.notice_input.source, now=timezone.now()
         )
         form.instance = notice
         obj.pk = notice.pk

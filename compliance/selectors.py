@@ -36,6 +36,41 @@ def can_see_urls(user) -> bool:
     return role_of(user) in (Role.ANALYST, Role.HOSTER)
 
 
+def can_see_addresses(user) -> bool:
+    """Server addresses: a check's `resolved_ip`, an attribution's `resolved_ips`, `chosen_ip`,
+    candidates' addresses, narrow prefixes and RDAP ranges. The same people as for URLs (analysts,
+    hoster users for their own notices): for an IP-literal URL the address *is* the host. Others
+    get keyed pseudonyms (`compliance.pseudonym.pseudonymise_address`) and prefixes widened to at
+    most /24 or /48 (`coarse_network`); the table per field is in docs/access-control.md."""
+    return can_see_urls(user)
+
+
+def with_visible_repeat_of(qs: QuerySet[Notice], user) -> QuerySet[Notice]:
+    """Annotates `visible_repeat_of_id`: the notice a repeat repeats, when `user` may see that
+    notice, else NULL. A repeat can follow a notice of another hoster (the URL moved): a hoster
+    user must not learn that notice's id, nor even that it exists (docs/access-control.md)."""
+    from django.db.models import Case, F, IntegerField, When
+
+    if sees_all_hosters(user):
+        return qs.annotate(visible_repeat_of_id=F("repeat_of_id"))
+    return qs.annotate(
+        visible_repeat_of_id=Case(
+            When(repeat_of_id__in=notices_visible_to(user).values("id"), then=F("repeat_of_id")),
+            default=None,
+            output_field=IntegerField(),
+        )
+    )
+
+
+def visible_repeat_of_id(notice: Notice, user) -> int | None:
+    """`with_visible_repeat_of` for one notice that was read without the annotation."""
+    if hasattr(notice, "visible_repeat_of_id"):
+        return notice.visible_repeat_of_id
+    if notice.repeat_of_id is None or sees_all_hosters(user):
+        return notice.repeat_of_id
+    return notice.repeat_of_id if notices_visible_to(user).filter(pk=notice.repeat_of_id).exists() else None
+
+
 def can_see_content_hashes(user) -> bool:
     """SHA-256 of reported content (a notice's `content_sha256`, a check's `body_sha256`): analysts
     only. A hash of known abuse material is itself restricted: hotlines share such hash lists

@@ -12,6 +12,7 @@ Figures (all from the rows themselves, so they hold for any number of monitor pr
 - **outcomes** and **errors by kind** over the last hour; the **monitor processes** seen;
 - **vantage points**: checks per vantage in the hour; a probe silent longer than `MONITOR_PROBE_STALE`
   is **stale** (monitor/dispatch.py gives it no checks until it speaks again).
+- the latest **evidence digest** (the chain heads, RFC 3161-stamped when configured: monitor/evidence.py).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Health:
     # Per configured vantage point: name, kind, checks in the hour, and for a probe its last
     # heartbeat, whether it is stale (silent longer than MONITOR_PROBE_STALE) and results rejected.
     vantages: list[dict] = field(default_factory=list)
+    # The latest digest of the evidence chains (monitor/evidence.py), or None before the first.
+    evidence_digest: dict | None = None
 
     @property
     def outcome_rows(self) -> list[tuple[str, int]]:
@@ -114,6 +117,7 @@ def monitor_health(*, now: datetime) -> Health:
         h.lag_p95_s = lags[min(len(lags) - 1, int(0.95 * len(lags)))]
         h.lag_max_s = lags[-1]
         h.lag_within_tolerance = within / len(lags)
+    h.evidence_digest = evidence_digest_summary()
     return h
 
 
@@ -136,3 +140,7 @@ def _vantages(hour, *, now: datetime) -> list[dict]:
             }
         )
     return out
+def evidence_digest_summary() -> dict | None:
+    from monitor.evidence import digest_summary
+
+    return digest_summary()

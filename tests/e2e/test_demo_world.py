@@ -1,4 +1,4 @@
-"""The sandbox internet (monitor/sandbox/world.py): its DNS and HTTP servers on loopback serve the
+"""The sandbox internet (demo/sandbox/world.py): its DNS and HTTP servers on loopback serve the
 fictional market so that attribution and checks work through it, and its hosters act on their
 own clocks as the demo promises."""
 
@@ -14,10 +14,10 @@ import pytest
 from django.core.management import call_command
 
 from compliance.models import Hoster, Notice
+from demo.sandbox import world as market
 from monitor import dns
 from monitor.fetch import CheckClient
 from monitor.outcomes import classify
-from monitor.sandbox import world as market
 from tests.fixtures.http import LOOPBACK
 
 
@@ -59,7 +59,7 @@ def test_the_registry_csv_lists_the_registered_market_and_matches_demo_hosters_c
     rows = market.hosters_csv_rows()
     assert {r["slug"] for r in rows} == {h.slug for h in market.HOSTERS if h.is_registered}
     assert "offshore-nine" not in {r["slug"] for r in rows}  # attribution must discover it
-    with open(Path(settings.BASE_DIR) / "demo" / "hosters.csv", newline="") as f:
+    with open(Path(settings.BASE_DIR) / "demo" / "data" / "hosters.csv", newline="") as f:
         assert list(csv.DictReader(f)) == rows
 
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from compliance.rules import MECHANISM_BY_REASON
+from demo.sandbox.httpserver import ok, redirect, status
 from monitor.fetch import CheckClient, Observation
 from monitor.outcomes import classify
-from monitor.sandbox.httpserver import ok, redirect, status
 
 ITEM = b"the reported item"
 ITEM_SHA = hashlib.sha256(ITEM).hexdigest()

@@ -24,10 +24,10 @@ from django.utils import timezone
 
 from compliance import rules, services
 from compliance.models import Notice
+from demo.sandbox.httpserver import flap, ok, reset, status
 from monitor import jobs
 from monitor.management.commands.runmonitor import run_drain
 from monitor.models import Check
-from monitor.sandbox.httpserver import flap, ok, reset, status
 
 D = 20  # seconds: the whole schedule compresses to it
 ITEM = b"reported item bytes"

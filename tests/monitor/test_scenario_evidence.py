@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from compliance import rules, services
 from compliance.models import Hoster, Notice
+from demo.sandbox.httpserver import ok, reset, status
 from monitor import jobs, recheck
 from monitor.models import Check
-from monitor.sandbox.httpserver import ok, reset, status
 
 D = 30
 ITEM = b"the reported item"

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from monitor import recheck, vantages
 from monitor.models import Check, ProbeStatus
-from monitor.sandbox.httpserver import by_source, ok, status
+from demo.sandbox.httpserver import by_source, ok, status
 from reports import exports, scorecards
 from reports.periods import Period
 from tests.monitor.test_recheck import ITEM, make_notice

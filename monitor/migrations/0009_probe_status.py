@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('monitor', '0007_outcome_no_evidence'),
+        ('monitor', '0008_evidence_chains'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('compliance', '0008_methodology_record'),
+        ('compliance', '0011_evidence_chains'),
     ]
 
     operations = [
