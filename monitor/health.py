@@ -140,6 +140,8 @@ def _vantages(hour, *, now: datetime) -> list[dict]:
             }
         )
     return out
+
+
 def evidence_digest_summary() -> dict | None:
     from monitor.evidence import digest_summary
 

@@ -22,9 +22,9 @@ from django.utils import timezone
 from kombu import Connection, Producer
 
 from compliance.models import Notice
+from demo.sandbox.httpserver import by_source, ok, status
 from monitor import broker, dispatch, probes, recheck, vantages
 from monitor.models import Check, ProbeStatus
-from demo.sandbox.httpserver import by_source, ok, status
 from tests.monitor.test_recheck import ITEM, make_notice
 
 ROOT = Path(__file__).resolve().parents[2]

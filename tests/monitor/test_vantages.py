@@ -8,9 +8,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from demo.sandbox.httpserver import by_source, ok, status
 from monitor import recheck, vantages
 from monitor.models import Check, ProbeStatus
-from demo.sandbox.httpserver import by_source, ok, status
 from reports import exports, scorecards
 from reports.periods import Period
 from tests.monitor.test_recheck import ITEM, make_notice
