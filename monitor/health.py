@@ -14,6 +14,8 @@ Figures (all from the rows themselves, so they hold for any number of monitor pr
 - **lag**: `checked_at - due_at` of the scheduled checks of the last hour (median, 95th
   percentile, maximum) and the share within the tolerance `max(2 s, deadline/500)`;
 - **outcomes** and **errors by kind** over the last hour; the **monitor processes** seen;
+- **vantage points**: checks per vantage in the hour; a probe silent longer than `MONITOR_PROBE_STALE`
+  is **stale** (monitor/dispatch.py gives it no checks until it speaks again).
 - the latest **evidence digest** (the chain heads, RFC 3161-stamped when configured: monitor/evidence.py).
 """
 
@@ -23,12 +25,13 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Case, Count, F, Max, Min, Q, When
 from django.db.models.functions import Coalesce
 
 from compliance.models import Notice
 from monitor import schedule
-from monitor.models import Check
+from monitor.models import Check, ProbeStatus
 
 LAG_SAMPLE = 20_000  # the most recent scheduled checks of the hour that the lag figures use
 
@@ -53,6 +56,9 @@ class Health:
     outcomes: dict[str, int] = field(default_factory=dict)
     errors: list[tuple[str, int]] = field(default_factory=list)
     workers: list[dict] = field(default_factory=list)
+    # Per configured vantage point: name, kind, checks in the hour, and for a probe its last
+    # heartbeat, whether it is stale (silent longer than MONITOR_PROBE_STALE) and results rejected.
+    vantages: list[dict] = field(default_factory=list)
     # The latest digest of the evidence chains (monitor/evidence.py), or None before the first.
     evidence_digest: dict | None = None
 
@@ -111,6 +117,8 @@ def monitor_health(*, now: datetime) -> Health:
         .order_by("-last_at")
     )
 
+    h.vantages = _vantages(hour, now=now)
+
     sample = list(
         hour.filter(trigger=Check.Trigger.SCHEDULE, due_at__isnull=False)
         .order_by("-checked_at")
@@ -126,6 +134,27 @@ def monitor_health(*, now: datetime) -> Health:
         h.lag_within_tolerance = within / len(lags)
     h.evidence_digest = evidence_digest_summary()
     return h
+
+
+def _vantages(hour, *, now: datetime) -> list[dict]:
+    counts = dict(hour.order_by().values_list("vantage").annotate(n=Count("id")))
+    statuses = {s.vantage: s for s in ProbeStatus.objects.all()}
+    stale_after = timedelta(seconds=settings.MONITOR_PROBE_STALE)
+    out = []
+    for v in settings.MONITOR_VANTAGES:
+        status = statuses.get(v.name)
+        seen = status.last_seen_at if status else None
+        out.append(
+            {
+                "name": v.name,
+                "kind": v.kind,
+                "checks": counts.get(v.name, 0),
+                "last_seen_at": seen,
+                "is_stale": v.is_probe and (seen is None or now - seen > stale_after),
+                "rejected": status.rejected if status else 0,
+            }
+        )
+    return out
 
 
 def evidence_digest_summary() -> dict | None:

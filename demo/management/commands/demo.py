@@ -56,6 +56,8 @@ DEMO_USERS = [
 DEMO_TOTP_SECRET = "DEMOTOTPSECRETFORTHEANALYSTLOGIN"
 DEMO_RECOVERY_CODES = ["demo-0001", "demo-0002", "demo-0003", "demo-0004", "demo-0005"]
 LIVE_SOURCE = "demo-live"
+# The demo's two vantage points (monitor/vantages.py): two loopback source addresses, the sandbox's DNS.
+DEMO_VANTAGES = "ams=local:127.0.0.1;fra=local:127.0.0.2"
 STATUS_EVERY_S = 10.0
 
 
@@ -240,6 +242,9 @@ class Command(BaseCommand):
                 "MONITOR_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8",
                 "MONITOR_RDAP": "off",
                 "MONITOR_TIMEOUT": env.get("MONITOR_TIMEOUT", "5"),
+                # Two vantage points on one machine (two loopback source addresses): Cloakroom
+                # Hosting hides items from the second, and the checks from both show it.
+                "MONITOR_VANTAGES": env.get("MONITOR_VANTAGES", DEMO_VANTAGES),
                 # Pages and the monitor recompute scorecards after 15 s, so the live notices show.
                 "SCORECARD_ROLLUP_MAX_AGE": env.get("SCORECARD_ROLLUP_MAX_AGE", "15"),
                 # The product e-mails the live notices to the hosters' mail server in the sandbox
