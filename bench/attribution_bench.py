@@ -30,7 +30,7 @@ DRAIN_SCRIPT = """
 import json, time, django
 django.setup()
 from monitor.attribute import drain_attribution
-from monitor.models import Attribution
+from compliance.models import Attribution
 from compliance.models import Notice
 from django.db.models import Count
 started = time.perf_counter()

@@ -81,7 +81,7 @@ PIPELINE_SCRIPT = """
 import json, time, django
 django.setup()
 from monitor.recheck import run_batch
-from monitor.models import Check
+from compliance.models import Check
 from django.db.models import Count
 started = time.perf_counter()
 batches = checked = 0

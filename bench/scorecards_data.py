@@ -26,8 +26,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from compliance import evidence
-from compliance.models import Hoster, HosterPrefix, Notice
-from monitor.models import Attribution, Check
+from compliance.models import Attribution, Check, Hoster, HosterPrefix, Notice
 
 PARAMS = {"notices": 1_000_000, "hosters": 200, "big_share": 0.4, "days": 365, "seed": 0.42, "version": 7}
 

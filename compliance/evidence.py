@@ -5,7 +5,7 @@ hex; the first row of a chain follows `GENESIS` (64 zeros). The canonical form i
 the model's label, then every covered field in model order (times as integer microseconds since
 1970-01-01 UTC, IP addresses in exploded form, JSON values with sorted keys; compact separators,
 UTF-8). So any change to a stored row, its removal or its reordering breaks the link after it,
-and `verify_evidence` (monitor/management/commands/verify_evidence.py) finds the first broken one.
+and `verify_evidence` (compliance/management/commands/verify_evidence.py) finds the first broken one.
 
 Which chains, and why they never fork:
 
@@ -137,7 +137,9 @@ class Chain:
 
     @cached_property
     def label(self) -> str:
-        return self.model._meta.label_lower
+        # The table's name, not the model's label: it stays when a model moves between apps (checks
+        # and attributions moved from the monitor app to compliance), so its hashes stay valid.
+        return self.model._meta.db_table
 
     def canonical(self, values: Sequence) -> bytes:
         """The row's canonical form; `values` in `fields` order."""

@@ -52,9 +52,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from compliance import services
+from compliance import drains, services
 from compliance.models import DeliveryEvent, Notice, NoticeEmail
-from monitor import jobs
 
 log = logging.getLogger("compliance.notifications")
 
@@ -267,7 +266,7 @@ def send_claimed(rows: list[NoticeEmail]) -> None:
     opened = False
     try:
         for index, row in enumerate(rows):
-            if jobs.stopping.is_set():
+            if drains.stopping.is_set():
                 # SIGTERM: finish the e-mail in flight (done), give the rest back untouched.
                 for rest in rows[index:]:
                     _release(rest, error="", delay=timedelta(0))

@@ -216,7 +216,7 @@ def notice_recent_checks(limit: int):
     """A Prefetch of each notice's newest checks (times and outcomes; `checks_recent`)."""
     from django.db.models import Prefetch
 
-    from monitor.models import Check
+    from compliance.models import Check
 
     return Prefetch(
         "checks",
@@ -308,7 +308,7 @@ def measured_for_replay(notices: QuerySet[Notice]) -> QuerySet[Notice]:
 
 def checks_of(notice_ids: list[int]) -> dict[int, list[tuple]]:
     """`(checked_at, outcome, reason, vantage)` of each notice's checks, in time order."""
-    from monitor.models import Check
+    from compliance.models import Check
 
     checks: dict[int, list[tuple]] = {nid: [] for nid in notice_ids}
     found = Check.objects.filter(notice_id__in=notice_ids).order_by("notice_id", "checked_at", "id")

@@ -6,14 +6,13 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from compliance import apis
-from monitor.apis import AttributionOverrideView
 
 router = DefaultRouter()
 router.register("notices", apis.NoticeViewSet, basename="notice")
 router.register("hosters", apis.HosterViewSet, basename="hoster")
 
 urlpatterns = [
-    # issue 3: an analyst sets a notice's origin hoster / CDN with a reason (monitor/apis.py)
-    path("notices/<int:pk>/attribution/", AttributionOverrideView.as_view(), name="notice-attribution"),
+    # An analyst sets a notice's origin hoster / CDN with a reason.
+    path("notices/<int:pk>/attribution/", apis.AttributionOverrideView.as_view(), name="notice-attribution"),
     *router.urls,
 ]

@@ -335,6 +335,19 @@ MEASUREMENTS_CHANGED_HOOKS = ["reports.rollups.invalidate_all"]
 
 # --- The monitor --------------------------------------------------------------------------------
 
+# The drains `runmonitor` wakes, in the order `runmonitor --once` runs them (attribution feeds checks,
+# checks feed rollups): (name, dotted path of a function () -> bool, seconds between wake-ups). Each
+# app names its own drain here, so the monitor never imports the apps beside it (monitor/jobs.py).
+MONITOR_DRAINS = [
+    ("attribution", "monitor.attribute.drain_attribution", 2.0),  # DNS, origin AS, the hoster
+    ("rdap", "monitor.attribute.drain_rdap", 10.0),  # RDAP detail; never blocks attribution
+    ("checks", "monitor.recheck.drain_checks", 1.0),  # due checks, local vantages
+    ("probe-results", "monitor.probes.drain_results", 1.0),  # remote vantages' observations
+    ("notifications", "compliance.notifications.drain_notifications", 5.0),  # notice e-mails
+    ("evidence_digest", "monitor.evidence.drain_digest", 300.0),  # daily digest of the evidence chains
+    ("rollups", "reports.rollups.drain", 20.0),  # keep last: pages lag the checks by at most 60 s
+]
+
 MONITOR_NAMESERVERS = env_nameservers("MONITOR_NAMESERVERS")
 MONITOR_ASN_ZONE = env.str("MONITOR_ASN_ZONE", default="origin.asn.cymru.com")
 MONITOR_ASN_ZONE6 = env.str("MONITOR_ASN_ZONE6", default="origin6.asn.cymru.com")

@@ -39,8 +39,9 @@ from django.conf import settings
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from compliance.models import Check
 from monitor import broker, vantages
-from monitor.models import Check, ProbeStatus
+from monitor.models import ProbeStatus
 
 log = logging.getLogger("monitor.dispatch")
 

@@ -29,9 +29,9 @@ from django.conf import settings
 from django.db.models import Case, Count, F, Max, Min, Q, When
 from django.db.models.functions import Coalesce
 
-from compliance.models import Notice
+from compliance.models import Check, Notice
 from monitor import schedule
-from monitor.models import Check, ProbeStatus
+from monitor.models import ProbeStatus
 
 LAG_SAMPLE = 20_000  # the most recent scheduled checks of the hour that the lag figures use
 
@@ -158,6 +158,6 @@ def _vantages(hour, *, now: datetime) -> list[dict]:
 
 
 def evidence_digest_summary() -> dict | None:
-    from monitor.evidence import digest_summary
+    from compliance.evidence_files import digest_summary
 
     return digest_summary()

@@ -66,11 +66,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from compliance import evidence, rules, services
-from compliance.models import Hoster, HosterPrefix, Notice
+from compliance.models import Attribution, Check, Hoster, HosterPrefix, Notice
 from monitor import checker, dispatch, jobs, schedule
 from monitor.attribution import RegisteredNetworks
 from monitor.fetch import Observation
-from monitor.models import Attribution, Check, PlaceholderHash
+from monitor.models import PlaceholderHash
 from monitor.outcomes import Classification, classify
 
 log = logging.getLogger("monitor.recheck")

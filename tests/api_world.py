@@ -20,8 +20,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from compliance import services
-from compliance.models import Dispute, Hoster, HosterPrefix, Notice, NoticeEmail
-from monitor.models import Attribution, Check, RdapRecord
+from compliance.models import Attribution, Check, Dispute, Hoster, HosterPrefix, Notice, NoticeEmail, RdapRecord
 from tests.conftest import verify_second_factor
 
 ROLES = ("anonymous", "analyst", "ministry", "researcher", "hoster_a", "hoster_b")
@@ -283,5 +282,7 @@ def build_world() -> World:
         "object_id": str(IDS["notice"]["A"]),
         "id": str(users["hoster_a"].pk),
         "url": "no-such-page/",
+        "model": "check",  # the old admin address of a model that moved from monitor to compliance
+        "rest": "add/",
     }
     return World(clients=clients, users=users, tokens=tokens, fixed=fixed)

@@ -382,8 +382,7 @@ def test_language_code_is_english_or_dutch_only(monkeypatch):
 @pytest.fixture
 def admin_notice(prompt_hoster):
     """A taken-down notice with a check and an attribution: every inline of the change form filled."""
-    from compliance.models import Notice
-    from monitor.models import Attribution, Check
+    from compliance.models import Attribution, Check, Notice
 
     notified = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # 10:30 in Amsterdam (CET)
     notice = Notice.objects.create(
@@ -418,8 +417,7 @@ def _labels(model, language: str) -> dict[str, str]:
 def test_the_notice_admin_reads_in_dutch_for_an_analyst(analyst, admin_notice, catalog):
     """Column headers, filters, field labels, inline headers and dates of the notice admin follow the
     language (the labels are the models' verbose names); no English label is left."""
-    from compliance.models import Notice
-    from monitor.models import Check
+    from compliance.models import Check, Notice
 
     client = Client()
     client.force_login(analyst)

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
-from monitor.outcomes import reason_label
+from compliance.display import reason_label
 
 register = template.Library()
 

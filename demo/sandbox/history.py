@@ -292,8 +292,7 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
     from django.core.management.color import no_style
     from django.db.models import Max
 
-    from compliance.models import Hoster, Notice
-    from monitor.models import Attribution, Check
+    from compliance.models import Attribution, Check, Hoster, Notice
 
     hoster_ids = dict(Hoster.objects.values_list("slug", "id"))
     first_id = (Notice.objects.aggregate(m=Max("id"))["m"] or 0) + 1
@@ -423,7 +422,7 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
 def _chain_attributions(rows: list[dict]) -> dict[int, str]:
     """Set each attribution row's `chain_hash`; returns the heads by notice id."""
     from compliance.evidence import GENESIS
-    from monitor.models import Attribution
+    from compliance.models import Attribution
 
     chain = Attribution.evidence_chain
     defaults = {f.attname: f.get_default() for f in Attribution._meta.concrete_fields}
@@ -439,7 +438,7 @@ def _chain_checks(columns: list[str], rows: list[tuple]) -> tuple[list[str], dic
     """The hashes of check rows (values in `columns` order, times aware), in insertion order, and
     the heads by notice id."""
     from compliance.evidence import GENESIS
-    from monitor.models import Check
+    from compliance.models import Check
 
     chain = Check.evidence_chain
     order = [columns.index(name) for name in chain.fields]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 def chain_existing_rows(apps, schema_editor):
     from compliance import evidence
-    from monitor.models import Attribution, Check
+    from compliance.models import Attribution, Check
 
     notice = apps.get_model("compliance", "Notice")
     evidence.backfill(Check.evidence_chain, apps.get_model("monitor", "Check"), notice)

@@ -8,7 +8,7 @@ from django import template
 from django.utils.formats import date_format, get_format
 from django.utils.translation import gettext as _
 
-from monitor.outcomes import reason_label
+from compliance.display import reason_label
 
 register = template.Library()
 

@@ -6,8 +6,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from compliance.models import Notice
-from monitor.models import Check
+from compliance.models import Check, Notice
 
 
 def make_notice(url: str, hoster=None, *, notified_ago_s: float | None = 3600, deadline_s: int = 86400, **fields):

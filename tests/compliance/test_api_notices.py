@@ -5,9 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from compliance.models import Notice
+from compliance.models import Check, Notice
 from compliance.pseudonym import pseudonymise
-from monitor.models import Check
 
 
 def make_notice(url, hoster=None, **fields):

@@ -8,9 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from compliance.models import Notice
+from compliance.models import Attribution, Check, Notice
 from compliance.pseudonym import pseudonymise_address
-from monitor.models import Attribution, Check
 
 
 def _notice(url, hoster, **extra):

@@ -9,8 +9,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from compliance import rules
-from compliance.models import Hoster, Notice
-from monitor.models import AppendOnlyError, Check
+from compliance.models import AppendOnlyError, Check, Hoster, Notice
 
 HOSTERS_HEADER = "slug,name,country,abuse_email,asns,prefixes,kind\n"
 

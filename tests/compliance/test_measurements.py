@@ -12,8 +12,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from compliance import measurements, methodology, rules
-from compliance.models import AuditEvent, MethodologyRecord, Notice
-from monitor.models import Check
+from compliance.models import AuditEvent, Check, MethodologyRecord, Notice
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 D = 3600

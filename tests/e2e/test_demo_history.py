@@ -12,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from compliance import rules
-from compliance.models import Notice
+from compliance.models import Attribution, Check, Notice
 from demo.sandbox import history
 from demo.sandbox import world as market
 from monitor import schedule
-from monitor.models import Attribution, Check
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 

@@ -10,9 +10,8 @@ import pytest
 from django.utils import timezone
 
 from compliance import services
-from compliance.models import Hoster, Notice
+from compliance.models import Check, Hoster, Notice
 from demo.sandbox.httpserver import ok, status
-from monitor.models import Check
 from tests.conftest import STRONG_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

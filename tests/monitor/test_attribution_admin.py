@@ -7,9 +7,8 @@ from django.test import Client
 from django.utils import timezone
 
 from compliance import services
-from compliance.models import Notice
+from compliance.models import Attribution, Notice
 from monitor.attribute import drain_attribution
-from monitor.models import Attribution
 
 CHANGELIST = "/admin/compliance/notice/"
 
@@ -85,6 +84,9 @@ def test_reattribute_queues_the_notice_and_the_drain_adds_a_row(admin_client_ana
 
 
 def test_rdap_records_and_queue_are_read_only_in_the_admin(admin_client_analyst):
-    assert admin_client_analyst.get("/admin/monitor/rdaprecord/").status_code == 200
-    assert admin_client_analyst.get("/admin/monitor/rdaprecord/add/").status_code == 403
+    assert admin_client_analyst.get("/admin/compliance/rdaprecord/").status_code == 200
+    assert admin_client_analyst.get("/admin/compliance/rdaprecord/add/").status_code == 403
+    # The evidence moved from the monitor app to compliance: old addresses lead to the new ones.
+    moved = admin_client_analyst.get("/admin/monitor/rdaprecord/?q=1", follow=True)
+    assert moved.status_code == 200 and moved.redirect_chain[-1][0] == "/admin/compliance/rdaprecord/?q=1"
     assert admin_client_analyst.get("/admin/monitor/rdapqueue/").status_code == 200

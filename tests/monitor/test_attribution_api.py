@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from compliance import services
+from compliance.models import Attribution
 from monitor.attribute import drain_attribution
-from monitor.models import Attribution
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_the_notice_detail_costs_the_same_queries_however_many_attributions(
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from monitor.attribute import attribution_override
+    from compliance.attributions import attribution_override
 
     plain, _disputed = attributed
     attribution_override(notice=plain, hoster=slow_hoster, cdn=cdn, reason="first", user=analyst)

@@ -9,10 +9,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from compliance import services
-from compliance.models import Hoster, HosterASN, Notice
+from compliance.attributions import attribution_override, notice_reattribute
+from compliance.models import AppendOnlyError, Attribution, Check, Hoster, HosterASN, Notice
 from monitor import attribute
-from monitor.attribute import attribution_override, drain_attribution, notice_reattribute
-from monitor.models import AppendOnlyError, Attribution, Check
+from monitor.attribute import drain_attribution
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import io
 import pytest
 from django.core.management import call_command
 
-from compliance.models import Hoster, Notice
-from monitor.models import Attribution
+from compliance.models import Attribution, Hoster, Notice
 
 HOSTERS = """slug,name,country,abuse_email,asns,prefixes,kind
 prompt,Prompt Hosting B.V.,NL,abuse@prompt-hosting.test,64500,127.10.0.0/16 2001:db8:10::/48,hoster

@@ -17,11 +17,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from compliance import notifications, services
-from compliance.models import Notice, NoticeEmail
+from compliance.models import Check, Notice, NoticeEmail
 from demo.sandbox.httpserver import ok
 from monitor import recheck
 from monitor.attribute import drain_attribution
-from monitor.models import Check
 from tests.compliance.portal_support import make_notice
 
 # A timestamp each database stores but Python cannot read back: PostgreSQL keeps

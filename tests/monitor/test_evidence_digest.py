@@ -1,5 +1,5 @@
 """The daily digest of the evidence chains (a runmonitor drain), its RFC 3161 stamp from a TSA on
-loopback, its section on /monitor/health/, and a notice's signed evidence file (monitor/evidence.py)."""
+loopback, its section on /monitor/health/, and a notice's signed evidence file (compliance/evidence_files.py)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from compliance import evidence, tsa
-from compliance.models import AuditEvent, Notice
+from compliance import evidence, evidence_files, tsa
+from compliance.models import AuditEvent, Check, Notice
 from monitor import evidence as monitor_evidence
 from monitor import jobs
-from monitor.models import Check
 from tests.compliance.test_evidence import _check, _notice, _tamper, verify
 
 SIGNING_KEY = base64.b64encode(bytes(range(32))).decode()
@@ -198,5 +197,5 @@ def test_without_a_signing_key_the_download_is_refused_with_a_reason(client, ana
 
 
 def test_the_readme_command_is_the_one_documented():
-    assert "openssl pkeyutl -verify" in monitor_evidence.BUNDLE_README
+    assert "openssl pkeyutl -verify" in evidence_files.BUNDLE_README
     assert os.path.exists("docs/operations.md")

@@ -209,7 +209,7 @@ def test_every_check_reason_reads_as_words_in_english_and_in_dutch():
     """Pages show why a check was classified so in the reader's language, never the stored code."""
     from django.utils.translation import override
 
-    from monitor.outcomes import reason_label
+    from compliance.display import reason_label
 
     with override("en"):
         english = {code: reason_label(code) for code in REASONS}

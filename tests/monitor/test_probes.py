@@ -21,10 +21,10 @@ import pytest
 from django.utils import timezone
 from kombu import Connection, Producer
 
-from compliance.models import Notice
+from compliance.models import Check, Notice
 from demo.sandbox.httpserver import by_source, ok, status
 from monitor import broker, dispatch, probes, recheck, vantages
-from monitor.models import Check, ProbeStatus
+from monitor.models import ProbeStatus
 from tests.monitor.test_recheck import ITEM, make_notice
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -199,8 +199,10 @@ def _notice(url):
 
 
 def test_attribution_does_not_wait_for_rdap_and_the_record_follows(rdap_on):
-    from monitor.attribute import drain_attribution, drain_rdap, notice_reattribute, rdap_records_after
-    from monitor.models import RdapQueue, RdapRecord
+    from compliance.attributions import notice_reattribute, rdap_records_after
+    from compliance.models import RdapRecord
+    from monitor.attribute import drain_attribution, drain_rdap
+    from monitor.models import RdapQueue
 
     n = _notice("https://bt.example/x")
     drain_attribution()
@@ -242,8 +244,9 @@ def test_a_rate_limited_registry_backs_off_without_stalling_anything(rdap_on):
 
     from django.utils import timezone
 
+    from compliance.models import RdapRecord
     from monitor.attribute import drain_attribution, drain_rdap
-    from monitor.models import RdapQueue, RdapRecord
+    from monitor.models import RdapQueue
 
     _notice("https://bt.example/x")
     _notice("https://triara.example/y")
@@ -271,8 +274,9 @@ def test_a_rate_limited_registry_backs_off_without_stalling_anything(rdap_on):
 def test_a_failing_lookup_is_retried_later_then_given_up(rdap_on, settings):
     from django.utils import timezone
 
+    from compliance.models import RdapRecord
     from monitor.attribute import drain_attribution, drain_rdap
-    from monitor.models import RdapQueue, RdapRecord
+    from monitor.models import RdapQueue
 
     settings.MONITOR_RDAP_ATTEMPTS = 2
     _notice("https://bt.example/x")

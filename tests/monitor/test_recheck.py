@@ -12,11 +12,11 @@ from django.db import connection
 from django.utils import timezone
 
 from compliance import rules, services
-from compliance.models import Notice
+from compliance.models import Check, Notice
 from demo.sandbox.httpserver import ok, status
 from monitor import jobs, recheck
 from monitor.fetch import check_urls
-from monitor.models import Check, PlaceholderHash
+from monitor.models import PlaceholderHash
 
 ITEM = b"REPORTED-ITEM-BYTES-3f9c1e"
 

@@ -10,11 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from compliance import services
-from compliance.models import Notice
+from compliance.models import Check, Notice
 from demo.sandbox.httpserver import ok, reset, status
 from monitor import recheck
 from monitor.health import monitor_health
-from monitor.models import Check
 
 
 def make_notice(url: str, *, deadline_s: int = 3600):

@@ -22,9 +22,8 @@ from django.db import connection
 from django.utils import timezone
 
 from compliance import rules, services
-from compliance.models import Notice
+from compliance.models import Check, Notice
 from demo.sandbox.httpserver import ok, status
-from monitor.models import Check
 
 D = 20
 

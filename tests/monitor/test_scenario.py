@@ -23,11 +23,10 @@ from django.db import connection
 from django.utils import timezone
 
 from compliance import rules, services
-from compliance.models import Notice
+from compliance.models import Check, Notice
 from demo.sandbox.httpserver import flap, ok, reset, status
 from monitor import jobs
 from monitor.management.commands.runmonitor import run_drain
-from monitor.models import Check
 
 D = 20  # seconds: the whole schedule compresses to it
 ITEM = b"reported item bytes"

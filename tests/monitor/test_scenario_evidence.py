@@ -26,10 +26,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from compliance import rules, services
-from compliance.models import Hoster, Notice
+from compliance.models import Check, Hoster, Notice
 from demo.sandbox.httpserver import ok, reset, status
 from monitor import jobs, recheck
-from monitor.models import Check
 
 D = 30
 ITEM = b"the reported item"

@@ -8,9 +8,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from compliance.models import Check
 from demo.sandbox.httpserver import by_source, ok, status
 from monitor import recheck, vantages
-from monitor.models import Check, ProbeStatus
+from monitor.models import ProbeStatus
 from reports import exports, scorecards
 from reports.periods import Period
 from tests.monitor.test_recheck import ITEM, make_notice

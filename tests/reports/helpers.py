@@ -5,8 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from compliance.models import Notice
-from monitor.models import Check
+from compliance.models import Check, Notice
 
 _serial = itertools.count(1)
 

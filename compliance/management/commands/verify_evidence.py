@@ -25,7 +25,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 
 from compliance import evidence, tsa
-from monitor.evidence import latest_digest, verify_bundle
+from compliance.evidence_files import latest_digest, verify_bundle
 
 
 class Command(BaseCommand):

@@ -151,7 +151,7 @@ class AttributionSerializer(serializers.Serializer):
         if later is None:
             rdap = obj.rdap or {}
         else:
-            from monitor.attribute import rdap_evidence
+            from compliance.attributions import rdap_evidence
 
             rdap = {**rdap_evidence(later), "looked_up_after_attribution": True}
         return rdap if self._shows_addresses() else rdap_without_addresses(rdap)
@@ -189,7 +189,7 @@ class AttributionSerializer(serializers.Serializer):
 
 def attribution_context(request, attributions) -> dict:
     """Serializer context for a notice's attributions: later RDAP records, the user's own hoster."""
-    from monitor.attribute import rdap_records_after
+    from compliance.attributions import rdap_records_after
 
     membership = getattr(request.user, "membership", None)
     return {
