@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import permissions, serializers, status, viewsets
@@ -10,7 +11,7 @@ from rest_framework.response import Response
 
 from compliance import selectors, services
 from compliance.models import Hoster, Notice, Role
-from compliance.pseudonym import pseudonymise
+from compliance.pseudonym import pseudonymise, pseudonymise_address
 from monitor.serializers import AttributionSerializer, attribution_context
 
 
@@ -29,17 +30,43 @@ ALL_ROLES = tuple(Role.values)
 # --- Serializers --------------------------------------------------------------------------------
 
 
+VERDICT_FIELD = serializers.ChoiceField(
+    choices=["within", "late", "pending"],
+    allow_null=True,
+    help_text="within, late or pending; null for a notice that is not a measurement (repeat, unresolvable, "
+    "withdrawn, or displaced by the deadline)",
+)
+
+
 class CheckSerializer(serializers.Serializer):
+    """One check. The server address is shown to analysts and to the notice's hoster; ministry
+    users and researchers get its keyed pseudonym (`resolved_ip_hash`) instead."""
+
     checked_at = serializers.DateTimeField()
+    vantage = serializers.CharField(help_text="the named place the check came from (`local` by default)")
     outcome = serializers.CharField()
     http_status = serializers.IntegerField(allow_null=True)
-    error_kind = serializers.CharField()
-    reason = serializers.CharField()
-    resolved_ip = serializers.IPAddressField(allow_null=True)
+    error_kind = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_blank=True)
+    resolved_ip = serializers.SerializerMethodField(help_text="analysts and the notice's hoster; else null")
+    resolved_ip_hash = serializers.SerializerMethodField(
+        help_text="keyed pseudonym of the address, for roles that do not see it; else null"
+    )
     body_sha256 = serializers.SerializerMethodField()
     byte_count = serializers.IntegerField()
     duration_ms = serializers.IntegerField()
     trigger = serializers.CharField()
+
+    def _shows_addresses(self) -> bool:
+        return selectors.can_see_addresses(self.context["request"].user)
+
+    def get_resolved_ip(self, obj) -> str | None:
+        return obj.resolved_ip if self._shows_addresses() else None
+
+    def get_resolved_ip_hash(self, obj) -> str | None:
+        if self._shows_addresses() or not obj.resolved_ip:
+            return None
+        return pseudonymise_address(obj.resolved_ip)
 
     def get_body_sha256(self, obj) -> str | None:
         return obj.body_sha256 if selectors.can_see_content_hashes(self.context["request"].user) else None
@@ -47,18 +74,32 @@ class CheckSerializer(serializers.Serializer):
 
 class NoticeSerializer(serializers.ModelSerializer):
     """One notice. URL and host are shown raw to analysts and hoster users, pseudonymised to
-    researchers and left out for ministry users (`url_hash`/`host_hash` stand in for them)."""
+    researchers and ministry users (`url_hash`/`host_hash` stand in for them)."""
 
     url = serializers.SerializerMethodField()
     host = serializers.SerializerMethodField()
     url_hash = serializers.SerializerMethodField()
     host_hash = serializers.SerializerMethodField()
-    hoster = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    cdn = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    reference = serializers.CharField(read_only=True, allow_null=True, allow_blank=True)
+    hoster = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    hoster_source = serializers.ChoiceField(
+        choices=Notice.HosterSource.choices, read_only=True, allow_blank=True, help_text="empty while unattributed"
+    )
+    cdn = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     verdict = serializers.SerializerMethodField()
+    repeat_of = serializers.SerializerMethodField(
+        help_text="for a repeat: the notice it repeats, when you may see that notice; else null"
+    )
     content_sha256 = serializers.SerializerMethodField()
-    ttt_s = serializers.IntegerField(read_only=True)
-    precision_s = serializers.IntegerField(read_only=True)
+    ttt_s = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="time to takedown in seconds (takedown_at - notified_at)"
+    )
+    precision_s = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="seconds between the last online and the takedown observation"
+    )
+    removal_mechanism = serializers.ChoiceField(
+        choices=Notice.RemovalMechanism.choices, read_only=True, allow_blank=True, help_text="empty until removed"
+    )
 
     class Meta:
         model = Notice
@@ -119,6 +160,10 @@ class NoticeSerializer(serializers.ModelSerializer):
         """Analysts only (selectors.can_see_content_hashes); null for everyone else."""
         return obj.content_sha256 if selectors.can_see_content_hashes(self.context["request"].user) else None
 
+    def get_repeat_of(self, obj) -> int | None:
+        return selectors.visible_repeat_of_id(obj, self.context["request"].user)
+
+    @extend_schema_field(VERDICT_FIELD)
     def get_verdict(self, obj) -> str | None:
         return obj.verdict(self.context.get("now") or timezone.now())
 
@@ -139,18 +184,32 @@ class NoticeDetailSerializer(NoticeSerializer):
 
 class NoticeCreateSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=4096, trim_whitespace=False)
-    notified_at = serializers.CharField(required=False, allow_blank=True, help_text="ISO 8601 with UTC offset")
-    reference = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    content_sha256 = serializers.CharField(required=False, allow_blank=True)
-    hoster = serializers.CharField(required=False, allow_blank=True, help_text="hoster slug, if already known")
-    deadline_s = serializers.IntegerField(required=False, min_value=1, help_text="shorter deadline, e.g. 3600")
+    notified_at = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="ISO 8601 with UTC offset, from 2000-01-01 to 5 minutes ahead of the server's clock",
+    )
+    reference = serializers.CharField(required=False, allow_blank=True, max_length=services.REFERENCE_MAX)
+    content_sha256 = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    hoster = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="hoster slug, if already known"
+    )
+    deadline_s = serializers.IntegerField(
+        required=False,
+        min_value=services.DEADLINE_MIN_S,
+        max_value=services.DEADLINE_MAX_S,
+        # The intake's own words (compliance/services.py), as the import and the admin give them.
+        error_messages={"min_value": services.DEADLINE_RANGE_MESSAGE, "max_value": services.DEADLINE_RANGE_MESSAGE},
+        help_text="a deadline of its own in seconds, e.g. 3600 (1 s to 365 days)",
+    )
     regime = serializers.ChoiceField(
         choices=Notice.Regime.choices,
         required=False,
         allow_blank=True,
         help_text="covenant (default), order (a removal order; the default when deadline_s is given), other",
     )
-    source = serializers.CharField(required=False, max_length=100, default="api")
+    source = serializers.CharField(required=False, max_length=services.SOURCE_MAX, default="api")
 
 
 class HosterSerializer(serializers.ModelSerializer):
@@ -196,7 +255,8 @@ class NoticeViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = NoticeFilter
 
     def get_queryset(self):
-        qs = selectors.notices_visible_to(self.request.user).select_related("hoster", "cdn")
+        user = self.request.user
+        qs = selectors.with_visible_repeat_of(selectors.notices_visible_to(user), user).select_related("hoster", "cdn")
         if self.action == "retrieve":
             qs = qs.prefetch_related("checks")
             qs = qs.prefetch_related("attributions__hoster", "attributions__cdn", "attributions__decided_by")
@@ -231,17 +291,21 @@ class NoticeViewSet(viewsets.ReadOnlyModelViewSet):
                 hoster=values.get("hoster", ""),
                 deadline_s=values.get("deadline_s"),
                 regime=values.get("regime", ""),
+                source=values["source"],
                 now=now,
             )
         except services.NoticeInputError as exc:
             return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
-        notice, outcome = services.notice_create(data=data, source=values["source"], now=now)
-        if outcome == "duplicate":
-            return Response(
-                {"detail": "a notice with this source and reference exists", "id": notice.pk},
-                status=status.HTTP_409_CONFLICT,
-            )
-        body = NoticeSerializer(notice, context=self.get_serializer_context()).data
+        # The answer is built inside the write's transaction: if building it fails, nothing is
+        # saved (a value that could be stored but not shown was once saved behind a 400).
+        with transaction.atomic():
+            notice, outcome = services.notice_create(data=data, source=data.source, now=now)
+            if outcome == "duplicate":
+                return Response(
+                    {"detail": "a notice with this source and reference exists", "id": notice.pk},
+                    status=status.HTTP_409_CONFLICT,
+                )
+            body = NoticeSerializer(notice, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED)
 
 

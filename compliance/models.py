@@ -9,7 +9,7 @@ that still saw it) giving the measurement's precision.
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -103,6 +103,15 @@ class HosterPrefix(models.Model):
         super().save(*args, **kwargs)
 
 
+# What the database itself accepts for a notice (CheckConstraints below), whoever writes: every
+# value inside can be read back by Python on both databases and computed with (a deadline of a
+# year, schedules). Intake's own ranges are narrower (compliance/services.py: notified_at not
+# after now + 5 minutes).
+NOTIFIED_AT_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+NOTIFIED_AT_CEILING = datetime(2200, 1, 1, tzinfo=UTC)
+DEADLINE_S_MAX = 365 * 86400
+
+
 class Notice(models.Model):
     """One reported URL sent to a hoster, and the state of its measurement."""
 
@@ -174,8 +183,16 @@ class Notice(models.Model):
     )
     deadline_s = models.PositiveIntegerField(verbose_name=_("deadline (seconds)"), validators=[MinValueValidator(1)])
     regime = models.CharField(verbose_name=_("regime"), max_length=20, choices=Regime.choices, default=Regime.COVENANT)
-    # notified_at + deadline_s, stored so that SQL can filter and aggregate on it.
+    # notified_at + deadline_s, and notified_at + 2 x deadline_s (when a provisional server-gone
+    # takedown settles: compliance/rules.py), stored so that SQL can filter and aggregate on them.
+    # Both are set by `Notice.timeline` and nowhere else.
     deadline_at = models.DateTimeField(verbose_name=_("deadline"), null=True, blank=True)
+    settles_at = models.DateTimeField(
+        verbose_name=_("settles"),
+        null=True,
+        blank=True,
+        help_text=_("one deadline after the deadline: a provisional server-gone takedown is decided by then"),
+    )
 
     status = models.CharField(verbose_name=_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
 
@@ -228,6 +245,8 @@ class Notice(models.Model):
     is_displaced = models.BooleanField(verbose_name=_("displaced"), default=False)
     reappearance_count = models.PositiveIntegerField(verbose_name=_("reappearances"), default=0)
     reappeared_at = models.DateTimeField(verbose_name=_("reappeared"), null=True, blank=True)
+    # Server-gone takedowns annulled because the content came back before they settled (rules.py).
+    annulled_takedowns = models.PositiveIntegerField(verbose_name=_("annulled server-gone takedowns"), default=0)
 
     # The hoster's response (portal and hoster API).
     acknowledged_at = models.DateTimeField(verbose_name=_("acknowledged"), null=True, blank=True)
@@ -256,6 +275,16 @@ class Notice(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(repeat_of__isnull=True) | Q(status="repeat"), name="notice_repeat_has_repeat_status"
+            ),
+            # Issue 14: a year-1 notified_at was stored on PostgreSQL as a BC timestamp no reader
+            # could load, and every page, report and drain over it failed.
+            models.CheckConstraint(
+                condition=Q(notified_at__isnull=True)
+                | Q(notified_at__gte=NOTIFIED_AT_FLOOR, notified_at__lt=NOTIFIED_AT_CEILING),
+                name="notice_notified_at_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(deadline_s__gte=1, deadline_s__lte=DEADLINE_S_MAX), name="notice_deadline_s_range"
             ),
         ]
         indexes = [
@@ -290,41 +319,54 @@ class Notice(models.Model):
         return _("notice %(id)s (%(host)s)") % {"id": self.pk, "host": self.host}
 
     def save(self, *args, **kwargs):
-        self.deadline_at = self.compute_deadline_at()
+        self.deadline_at, self.settles_at = self.timeline(self.notified_at, self.deadline_s)
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "notified_at" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "deadline_at"}
+            kwargs["update_fields"] = {*update_fields, "deadline_at", "settles_at"}
         super().save(*args, **kwargs)
+
+    @staticmethod
+    def timeline(notified_at: datetime | None, deadline_s: int) -> tuple[datetime | None, datetime | None]:
+        """`(deadline_at, settles_at)` of a notice notified at `notified_at`: the one home of both."""
+        from compliance import rules
+
+        if notified_at is None:
+            return None, None
+        return notified_at + timedelta(seconds=deadline_s), rules.settles_at(notified_at, deadline_s)
 
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
 
     @property
-    def is_measured(self) -> bool:
-        """Counts in compliance figures: notified, not a repeat, not unresolvable."""
-        return self.notified_at is not None and self.status not in (self.Status.REPEAT, self.Status.UNRESOLVABLE)
+    def ttt_s(self) -> float | None:
+        """Time to takedown in seconds (CONTRACT.md), rounded up to the millisecond: never below
+        `takedown_at - notified_at`, which is an observation (rules.seconds_up)."""
+        from compliance import rules
 
-    def compute_deadline_at(self) -> datetime | None:
-        return self.notified_at + timedelta(seconds=self.deadline_s) if self.notified_at else None
-
-    @property
-    def ttt_s(self) -> int | None:
-        """Time to takedown in seconds (CONTRACT.md)."""
         if self.takedown_at and self.notified_at:
-            return int((self.takedown_at - self.notified_at).total_seconds())
+            return rules.seconds_up(self.takedown_at - self.notified_at)
         return None
 
     @property
-    def precision_s(self) -> int | None:
-        """Width of the interval in which the removal happened: takedown_at - last_online_at.
+    def precision_s(self) -> float | None:
+        """Width of the interval in which the removal happened: takedown_at - last_online_at, rounded
+        up to the millisecond. Without any online observation the interval starts at notification."""
+        from compliance import rules
 
-        Without any online observation the interval starts at notification.
-        """
         if not self.takedown_at:
             return None
         start = self.last_online_at or self.notified_at
-        return int((self.takedown_at - start).total_seconds()) if start else None
+        return rules.seconds_up(self.takedown_at - start) if start else None
+
+    @property
+    def is_provisional(self) -> bool:
+        """A server-gone takedown that has not settled yet (rules.is_provisional)."""
+        from compliance import rules
+
+        return rules.is_provisional(
+            removal_mechanism=self.removal_mechanism, takedown_at=self.takedown_at, settles_at=self.settles_at
+        )
 
     def verdict(self, now: datetime) -> str | None:
         from compliance import rules
@@ -333,10 +375,13 @@ class Notice(models.Model):
             status=self.status,
             notified_at=self.notified_at,
             deadline_at=self.deadline_at,
+            settles_at=self.settles_at,
             takedown_at=self.takedown_at,
             offline_since=self.offline_since,
             unreachable_since=self.unreachable_since,
             is_displaced=self.is_displaced,
+            removal_mechanism=self.removal_mechanism,
+            hoster_id=self.hoster_id,
             now=now,
         )
 
@@ -647,3 +692,22 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("audit events are append-only")
+
+
+class MethodologyRecord(models.Model):
+    """A methodology version and the settings that tuned it, as used here (compliance/methodology.py):
+    one row per distinct combination, with when it was first and last seen in use."""
+
+    version = models.CharField(verbose_name=_("version"), max_length=20)
+    settings = models.JSONField(verbose_name=_("settings"), default=dict)
+    fingerprint = models.CharField(verbose_name=_("fingerprint"), max_length=64, unique=True)
+    first_seen_at = models.DateTimeField(verbose_name=_("first in use"))
+    last_seen_at = models.DateTimeField(verbose_name=_("last in use"))
+
+    class Meta:
+        verbose_name = _("methodology in use")
+        verbose_name_plural = _("methodologies in use")
+        ordering = ["first_seen_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.version} ({local_datetime(self.first_seen_at)})"

@@ -15,6 +15,8 @@ from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from compliance import methodology  # pure: the version of the accounting rules
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -35,7 +37,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be on or off, not {raw!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = env.str(name, default="")
     if raw == "":
         return default
@@ -45,6 +47,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, not {value}")
     return value
 
 
@@ -124,6 +128,11 @@ INSTALLED_APPS = [
     "monitor",
     "reports",
 ]
+# The demo app (sandbox market, history, the `demo` and `sandbox` commands) only where the demo or
+# the test suite runs: `make demo` and pytest set DEMO=on. No production app imports it.
+DEMO = env_bool("DEMO", False)
+if DEMO:
+    INSTALLED_APPS += ["demo"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -267,7 +276,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "compliance.pagination.StandardPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "compliance.schema.AutoSchema",  # documents the shared error answers
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
@@ -295,10 +304,16 @@ LOGGING = {
 # --- The measurement ----------------------------------------------------------------------------
 
 # Seconds from notification to deadline. A notice may carry a shorter deadline of its own.
-COMPLIANCE_DEADLINE = env_int("COMPLIANCE_DEADLINE", 86400, minimum=1)
+# At most a year: the database refuses a longer deadline (compliance/models.py, notice_deadline_s_range).
+COMPLIANCE_DEADLINE = env_int("COMPLIANCE_DEADLINE", 86400, minimum=1, maximum=365 * 86400)
 # Version of the accounting rules (what counts as a takedown, the schedule, the verdict). Every
-# published figure carries it; bump it whenever a rule in compliance/rules.py changes meaning.
-METHODOLOGY_VERSION = "1.0"
+# published figure carries it; its home, with the list of versions, is compliance/methodology.py.
+METHODOLOGY_VERSION = methodology.CURRENT
+
+# Called (no arguments) after measurements were rewritten (recompute_measurements, a withdrawal, an
+# attribution override): whatever keeps derived figures must forget them. Named here so that
+# compliance never imports the apps above it.
+MEASUREMENTS_CHANGED_HOOKS = ["reports.rollups.invalidate_all"]
 
 # --- The monitor --------------------------------------------------------------------------------
 

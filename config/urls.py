@@ -22,3 +22,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("", include("reports.urls")),
 ]
+
+# A path no pattern matches under /api/ answers JSON like the API's other 404s (compliance/views.py).
+handler404 = "compliance.views.not_found"

@@ -46,10 +46,16 @@ class Check(AppendOnlyModel):
     """One observation of a notice's URL. Never the body: only its SHA-256 and length."""
 
     class Outcome(models.TextChoices):
+        """What one check saw (monitor/outcomes.py); compliance/rules.py `evidence` reads it."""
+
         ONLINE = "online", _("online")
-        REMOVED = "removed", _("removed")  # a definitive observation of absence
-        TRANSIENT = "transient", _("transient fault")  # never a takedown by itself
+        REMOVED = "removed", _("removed")  # evidence of absence
+        # A failure at the network level before any response: may add up to "server gone".
+        TRANSIENT = "transient", _("unreachable")
         REFUSED = "refused", _("refused destination")  # the checker would not connect (non-public address)
+        # An answer that is neither the content nor its absence (403, 429, 5xx, a stalled body): no
+        # evidence either way. Before methodology 2.0 these were recorded as `transient`.
+        NO_EVIDENCE = "no_evidence", _("no evidence")
 
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", _("schedule")

@@ -57,7 +57,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from compliance import rules
+from compliance import rules, services
 from compliance.models import Hoster, HosterPrefix, Notice
 from monitor import checker, jobs, schedule
 from monitor.attribution import RegisteredNetworks
@@ -68,7 +68,7 @@ from monitor.outcomes import Classification, classify
 log = logging.getLogger("monitor.recheck")
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"[:100]
-UNMEASURED = (Notice.Status.REPEAT, Notice.Status.UNRESOLVABLE)
+UNMEASURED = rules.UNMEASURED_STATUSES
 CLAIM_FIELDS = (
     "id",
     "url",
@@ -82,7 +82,9 @@ CLAIM_FIELDS = (
 RECORD_FIELDS = (
     "id",
     "url",
+    "hoster_id",
     "notified_at",
+    "settles_at",
     "deadline_s",
     "reported_removed_at",
     "check_requested_at",
@@ -213,10 +215,15 @@ def _chunk_size(limit: int) -> int:
 def claim(*, now: datetime, limit: int, token: uuid.UUID, lease_s: float) -> list[Claimed]:
     """Lease up to `limit` due notices to this batch (see the module docstring, step 1)."""
     until = now + timedelta(seconds=lease_s)
-    if connection.vendor == "postgresql":
-        rows = _claim_postgresql(now=now, until=until, limit=limit, token=token)
-    else:
-        rows = _claim_compare_and_set(now=now, until=until, limit=limit, token=token)
+    try:
+        if connection.vendor == "postgresql":
+            rows = _claim_postgresql(now=now, until=until, limit=limit, token=token)
+        else:
+            rows = _claim_compare_and_set(now=now, until=until, limit=limit, token=token)
+    except services.UNREADABLE_ROW_ERRORS:
+        # One due notice cannot be read (the claim rolled back): claim row by row without it.
+        log.warning("check claim: a due notice cannot be read; claiming row by row", exc_info=True)
+        rows = _claim_row_by_row(now=now, until=until, limit=limit, token=token)
     claimed = []
     for nid, url, hoster_id, content_sha256, due_at, last_checked_at, reported_removed_at, check_requested_at in rows:
         claimed.append(
@@ -302,6 +309,25 @@ def _claim_compare_and_set(*, now: datetime, until: datetime, limit: int, token:
     return rows
 
 
+def _claim_row_by_row(*, now: datetime, until: datetime, limit: int, token: uuid.UUID) -> list[tuple]:
+    """The claim when one due row cannot be read: each row read and leased on its own (in a
+    savepoint); an unreadable one is pushed forward by services.BAD_ROW_DELAY and logged."""
+    rows = []
+    with transaction.atomic():
+        due = Notice.objects.filter(next_check_at__lte=now).exclude(status__in=UNMEASURED).order_by("next_check_at")
+        for pk in list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit]):
+            try:
+                with transaction.atomic():
+                    row = Notice.objects.filter(pk=pk).values_list(*CLAIM_FIELDS).get()
+                    leased = Notice.objects.filter(pk=pk, next_check_at__lte=now)
+                    if leased.update(next_check_at=until, lease_token=token):
+                        rows.append(row)
+            except services.UNREADABLE_ROW_ERRORS:
+                log.exception("check claim: notice %s cannot be read; pushed forward", pk)
+                Notice.objects.filter(pk=pk).update(next_check_at=now + services.BAD_ROW_DELAY, lease_token=None)
+    return rows
+
+
 # --- 2. Check -----------------------------------------------------------------------------------
 
 
@@ -374,6 +400,7 @@ def _classify(
                 content_sha256=c.content_sha256,
                 placeholder_hashes=placeholders,
                 resolved_before=c.id in resolved_before,
+                has_hoster=c.hoster_id is not None,
                 is_moved=is_moved,
             )
         )
@@ -438,13 +465,29 @@ def record(
         # A concurrent intake opened a notice for a URL we were reopening: go row by row, so the
         # one conflict is handled and nothing else is lost.
         log.warning("check batch: a constraint fired; recording row by row", exc_info=True)
-        for item in items:
+        _record_row_by_row(items, token=token, result=result)
+    except services.UNREADABLE_ROW_ERRORS:
+        # One notice of the chunk cannot be read: the others are recorded, it is pushed forward.
+        log.warning("check batch: a notice cannot be read; recording row by row", exc_info=True)
+        _record_row_by_row(items, token=token, result=result)
+
+
+def _record_row_by_row(items, *, token: uuid.UUID, result: BatchResult) -> None:
+    for item in items:
+        try:
             try:
                 with transaction.atomic():
                     _merge(result, _record([item], token=token))
             except IntegrityError:
                 with transaction.atomic():
                     _merge(result, _record([item], token=token, can_reopen=False))
+        except services.UNREADABLE_ROW_ERRORS:
+            nid = item[0].id
+            log.exception("check batch: notice %s cannot be read; its check is not recorded; pushed forward", nid)
+            Notice.objects.filter(pk=nid, lease_token=token).update(
+                next_check_at=timezone.now() + services.BAD_ROW_DELAY, lease_token=None
+            )
+            result.failed += 1
 
 
 def _merge(result: BatchResult, part: BatchResult) -> None:
@@ -486,6 +529,8 @@ def _plan(items, fresh: dict[int, dict], reopen_blocked: set[int], *, now: datet
                 outcome=kind.outcome,
                 reason=kind.reason,
                 deadline_s=row["deadline_s"],
+                notified_at=row["notified_at"],
+                has_hoster=row["hoster_id"] is not None,
                 rules=accounting,
                 can_reopen=c.id not in reopen_blocked,
             )
@@ -496,6 +541,9 @@ def _plan(items, fresh: dict[int, dict], reopen_blocked: set[int], *, now: datet
                 status=new.status,
                 takedown_at=new.takedown_at,
                 offline_streak=new.offline_streak,
+                is_provisional=rules.is_provisional(
+                    removal_mechanism=new.removal_mechanism, takedown_at=new.takedown_at, settles_at=row["settles_at"]
+                ),
             )
             if new.reappeared_at != state.reappeared_at and new.status == Notice.Status.REMOVED:
                 due = None  # reappeared, but another open notice measures this URL now

@@ -199,20 +199,14 @@ APART_COUNTS = ("repeats", "withdrawn", "unresolvable")
 CELL_COUNTS = (*MEASURED_COUNTS, *APART_COUNTS)
 
 
-_HAS_SETTLES = any(f.name == "settles_at" for f in Notice._meta.get_fields())  # until main has it
-
-
 def unmeasured_condition() -> Q:
     """Notified notices outside every rate: `compliance.selectors`' definition."""
-    if hasattr(selectors, "unmeasured_condition"):
-        return selectors.unmeasured_condition()
-    return Q(status__in=(*selectors.UNMEASURED_STATUSES, Notice.Status.WITHDRAWN))
+    return selectors.unmeasured_condition()
 
 
 def provisional_condition(now: datetime) -> Q:
-    """A takedown resting on a server-gone that has not settled yet (`Notice.is_provisional`)."""
-    if not _HAS_SETTLES:
-        return Q(pk__in=[])
+    """A takedown resting on a server-gone that has not settled yet (`Notice.is_provisional`, and
+    not yet `settles_at`): its verdict is pending (`selectors.verdict_expression`)."""
     return Q(takedown_at__isnull=False, removal_mechanism=Notice.RemovalMechanism.SERVER_GONE, settles_at__gt=now)
 
 
@@ -220,10 +214,12 @@ def next_change_expression(now: datetime):
     """When a pending verdict next changes without any check: at the deadline (pending -> late, or
     a streak that began by it keeps waiting), else when the notice settles (a provisional
     server-gone takedown is decided; a waiting streak is late). NULL: only a check changes it."""
-    whens = [When(deadline_at__gte=now, then=F("deadline_at"))]
-    if _HAS_SETTLES:
-        whens.append(When(settles_at__gt=now, then=F("settles_at")))
-    return Case(*whens, default=Value(None), output_field=DateTimeField())
+    return Case(
+        When(deadline_at__gte=now, then=F("deadline_at")),
+        When(settles_at__gt=now, then=F("settles_at")),
+        default=Value(None),
+        output_field=DateTimeField(),
+    )
 
 
 def notified_in(base: QuerySet[Notice], period: Period, regime: str | None = None) -> QuerySet[Notice]:

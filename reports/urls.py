@@ -17,9 +17,7 @@ urlpatterns = [
     path("below-the-bar/", views.below_the_bar, name="below-the-bar"),
     path("methodology/", views.methodology, name="methodology"),
     path("api/v1/metrics/hosters/", apis.HosterMetricsView.as_view(), name="metrics-hosters"),
-    path("api/v1/export/notices.csv", apis.NoticeExportView.as_view(export_format="csv"), name="export-csv"),
-    path("api/v1/export/notices.jsonl", apis.NoticeExportView.as_view(export_format="jsonl"), name="export-jsonl"),
-    path(
-        "api/v1/export/notices.parquet", apis.NoticeExportView.as_view(export_format="parquet"), name="export-parquet"
-    ),
+    path("api/v1/export/notices.csv", apis.export_view("csv"), name="export-csv"),
+    path("api/v1/export/notices.jsonl", apis.export_view("jsonl"), name="export-jsonl"),
+    path("api/v1/export/notices.parquet", apis.export_view("parquet"), name="export-parquet"),
 ]

@@ -28,8 +28,9 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from compliance import selectors
-from compliance.models import Hoster, Notice
-from compliance.pseudonym import pseudonymise
+from compliance.methodology import VERSIONS as METHODOLOGY_VERSIONS
+from compliance.models import Hoster, MethodologyRecord, Notice
+from compliance.pseudonym import pseudonymise, pseudonymise_address
 from reports import charts, periods, rollups, scorecards
 from reports.periods import Period, PeriodError
 from reports.scorecards import HosterMetrics
@@ -448,14 +449,20 @@ def notice_evidence(request, pk: int):
     notice = get_object_or_404(selectors.notices_visible_to(request.user).select_related("hoster"), pk=pk)
     now = timezone.now()
     show_urls = selectors.can_see_urls(request.user)
+    show_addresses = selectors.can_see_addresses(request.user)
+    checks = list(notice.checks.all().order_by("checked_at", "id"))
+    for c in checks:
+        # The server address for those who may see it, else its keyed pseudonym (as in the API).
+        c.ip_shown = c.resolved_ip if show_addresses or not c.resolved_ip else pseudonymise_address(c.resolved_ip)
     return render(
         request,
         "reports/notice.html",
         {
             "notice": notice,
             "verdict": notice.verdict(now),
-            "checks": list(notice.checks.all().order_by("checked_at", "id")),
+            "checks": checks,
             "show_urls": show_urls,
+            "show_addresses": show_addresses,
             "url_shown": notice.url if show_urls else pseudonymise(notice.url),
             "show_hashes": selectors.can_see_content_hashes(request.user),
             "is_analyst": selectors.can_see_open_notice_list(request.user),
@@ -542,6 +549,8 @@ def methodology(request):
             "bar_min": settings.SCORECARD_BAR_MIN_NOTICES,
             "max_age_s": settings.SCORECARD_ROLLUP_MAX_AGE,
             "methodology_version": settings.METHODOLOGY_VERSION,
+            "versions": METHODOLOGY_VERSIONS,
+            "records": MethodologyRecord.objects.order_by("-last_seen_at")[:20],
         },
     )
 

@@ -4,9 +4,12 @@ for every role (analyst, ministry, researcher, hoster A, hoster B, anonymous).
 Discovered, not listed: a URL or endpoint added later is walked automatically. What holds for all:
 
 1. nothing answers 5xx;
-2. nobody's response carries what is not theirs: hoster A never sees hoster B's URLs, name, slug or
-   dispute texts (nor its own notices not yet sent); ministry users and researchers never see a raw
-   notice URL or host; anonymous users see no data at all;
+2. nobody's response carries what is not theirs: hoster A never sees hoster B's URLs, host names,
+   server addresses, name, slug, dispute texts or object ids (nor its own notices not yet sent);
+   ministry users and researchers never see a URL, host name or server address (in checks,
+   attributions, candidates, RDAP records, IP-literal URLs); anonymous users see no data at all.
+   The world (tests/api_world.py) plants a distinctive marker in every field a leak could use, and
+   every response body is searched for them (a Parquet export is read back first);
 3. for hoster A, hoster B's object is indistinguishable from an object that does not exist, and
    where A sees its own object (200) B's is a 404, never a 403 (and the same the other way round);
 4. anonymous users are sent to a login (302), or get 401/403/404/405, except on PUBLIC pages;
@@ -21,32 +24,17 @@ cannot be filled in automatically fails loudly ("add a rule for this URL"), neve
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
 
 import pytest
-from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
-from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
-from compliance import services
 from compliance.models import Dispute, Hoster, Notice, NoticeEmail
-from monitor.models import Check
+from tests.api_world import FORBIDDEN, FORBIDDEN_IDS, IDS, MORE_NOTICES_A, ROLES, World, build_world
 
-ROLES = ("anonymous", "analyst", "ministry", "researcher", "hoster_a", "hoster_b")
 STAFF_ROLES = ("analyst",)
-
-# Fixed ids, distinct across kinds, so that an id of one kind never hits an object of another.
-IDS = {
-    "notice": {"A": 7001, "B": 7002, "missing": 7999},
-    "dispute": {"A": 8001, "B": 8002, "missing": 8999},
-    "hoster": {"A": "alpha-zq", "B": "bravo-zq", "missing": "no-such-hoster"},
-}
-UNSENT_NOTICE_A = 7003
 
 # Parameters that name an object, and which kinds of object they may name.
 OBJECT_PARAMS = {
@@ -77,18 +65,6 @@ KIND = {
 }
 # Parameters of one URL that are neither objects nor generic: the value that URL needs.
 ROUTE_FILLS = {"reports:plotly-js": {"version": lambda: __import__("plotly").__version__}}
-
-A_MARKERS = ("alpha-secret.example", "Alphazq Hosting", "alpha-zq", "alpha-dispute-text", "abuse@alpha.test")
-B_MARKERS = ("bravo-secret.example", "Bravozq Hosting", "bravo-zq", "bravo-dispute-text", "abuse@bravo.test")
-URL_MARKERS = ("alpha-secret.example", "bravo-secret.example", "alpha-unsent.example")
-FORBIDDEN = {
-    "anonymous": (*A_MARKERS, *B_MARKERS, *URL_MARKERS),
-    "hoster_a": (*B_MARKERS, "alpha-unsent.example"),
-    "hoster_b": (*A_MARKERS, "alpha-unsent.example"),
-    "ministry": URL_MARKERS,
-    "researcher": URL_MARKERS,
-    "analyst": (),
-}
 
 # Pages anyone may open (they show no data).
 PUBLIC = {"login", "set_language", "schema", "api-docs", "admin:login", "admin:logout", "admin:view_on_site"}
@@ -198,85 +174,6 @@ ROUTES = list(discover())
 # --- The world ----------------------------------------------------------------------------------
 
 
-@dataclass
-class World:
-    clients: dict[str, Client]
-    users: dict
-    fixed: dict[str, str] = field(default_factory=dict)
-
-
-def _notice(pk, url, hoster, *, notified=True):
-    now = timezone.now()
-    return Notice.objects.create(
-        pk=pk,
-        url=url,
-        scheme="http",
-        host=url.split("/")[2],
-        path="/" + url.split("/", 3)[3],
-        received_at=now - timedelta(hours=2),
-        notified_at=now - timedelta(hours=2) if notified else None,
-        deadline_s=86400,
-        hoster=hoster,
-        hoster_source="hotline",
-        attribution_state="done",
-        status="online",
-        last_online_at=now - timedelta(minutes=5),
-        next_check_at=now + timedelta(hours=1),
-    )
-
-
-def build_world() -> World:
-    alpha = Hoster.objects.create(slug="alpha-zq", name="Alphazq Hosting", abuse_email="abuse@alpha.test")
-    bravo = Hoster.objects.create(slug="bravo-zq", name="Bravozq Hosting", abuse_email="abuse@bravo.test")
-    users = {
-        "analyst": services.user_upsert(username="m-analyst", role="analyst", with_token=True)[0],
-        "ministry": services.user_upsert(username="m-ministry", role="ministry", with_token=True)[0],
-        "researcher": services.user_upsert(username="m-researcher", role="researcher", with_token=True)[0],
-        "hoster_a": services.user_upsert(username="m-alpha", role="hoster", hoster_slug="alpha-zq", with_token=True)[0],
-        "hoster_b": services.user_upsert(username="m-bravo", role="hoster", hoster_slug="bravo-zq", with_token=True)[0],
-    }
-    notice_a = _notice(IDS["notice"]["A"], "http://alpha-secret.example/a.jpg", alpha)
-    notice_b = _notice(IDS["notice"]["B"], "http://bravo-secret.example/b.jpg", bravo)
-    _notice(UNSENT_NOTICE_A, "http://alpha-unsent.example/u.jpg", alpha, notified=False)
-    for notice in (notice_a, notice_b):
-        Check.objects.create(
-            notice=notice, checked_at=timezone.now() - timedelta(minutes=5), outcome="online", http_status=200
-        )
-        NoticeEmail.objects.create(
-            notice=notice,
-            kind="notice",
-            hoster=notice.hoster,
-            to_address=notice.hoster.abuse_email,
-            state="sent",
-            created_at=timezone.now(),
-            sent_at=notice.notified_at,
-        )
-    for side, notice, user in (("A", notice_a, users["hoster_a"]), ("B", notice_b, users["hoster_b"])):
-        Dispute.objects.create(
-            pk=IDS["dispute"][side],
-            notice=notice,
-            hoster=notice.hoster,
-            raised_by=user,
-            reason="other",
-            text=f"{'alpha' if side == 'A' else 'bravo'}-dispute-text",
-            created_at=timezone.now(),
-        )
-    clients = {"anonymous": Client()}
-    for role, user in users.items():
-        client = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.get(user=user).key}")
-        client.force_login(user)
-        clients[role] = client
-    fixed = {
-        "format": "json",
-        "app_label": "compliance",
-        "content_type_id": str(ContentType.objects.get_for_model(Notice).pk),
-        "object_id": str(IDS["notice"]["A"]),
-        "id": str(users["hoster_a"].pk),
-        "url": "no-such-page/",
-    }
-    return World(clients=clients, users=users, fixed=fixed)
-
-
 @pytest.fixture(scope="module")
 def _world(django_db_setup, django_db_blocker):
     """The world is built once for the module inside a transaction that is rolled back at its end
@@ -325,7 +222,7 @@ def build_path(route: Route, values: dict[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Variant:
-    owner: str  # "A", "B", "missing", or "" when the URL names no object
+    owner: str  # "A", "B", "missing", "A+" (more of A's objects, searched for leaks only), or "" for none
     kind: str
     path: str
 
@@ -347,23 +244,41 @@ def variants(route: Route, world: World) -> list[Variant]:
         return [Variant("", "", build_path(route, fixed))]
     param = object_params[0]
     kinds = (KIND[route.name],) if route.name in KIND else OBJECT_PARAMS[param]
-    return [
+    out = [
         Variant(owner, kind, build_path(route, {**fixed, param: IDS[kind][owner]}))
         for kind in kinds
         for owner in ("A", "B", "missing")
     ]
+    if "notice" in kinds:  # A's other notices (IP-literal URLs, a repeat of B's notice): searched for leaks
+        out += [Variant("A+", "notice", build_path(route, {**fixed, param: pk})) for pk in MORE_NOTICES_A]
+    return out
 
 
 def body_of(response) -> str:
-    if getattr(response, "streaming", False):
-        return b"".join(response.streaming_content).decode("utf-8", "replace")
-    return response.content.decode("utf-8", "replace")
+    """The response as text to search; a Parquet file (compressed columns) is read back first."""
+    raw = b"".join(response.streaming_content) if getattr(response, "streaming", False) else response.content
+    if response.get("Content-Type", "").startswith("application/vnd.apache.parquet") and response.status_code == 200:
+        import io
+
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(io.BytesIO(raw))
+        metadata = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+        return repr(metadata) + repr(table.to_pylist())
+    return raw.decode("utf-8", "replace")
 
 
-def assert_shows_nothing_forbidden(role: str, path: str, response):
+def assert_shows_nothing_forbidden(role: str, path: str, response, *, is_public: bool = False):
     text = body_of(response)
     leaked = [marker for marker in FORBIDDEN[role] if marker in text]
     assert not leaked, f"{role} GET {path} shows {leaked}"
+    if is_public:
+        return  # a static asset (plotly.js) holds every number there is
+    # Another hoster's ids (a repeat's `repeat_of`, a dispute's notice, a link), unless the
+    # request named the id itself (a page may echo its own path).
+    ids = [i for i in FORBIDDEN_IDS.get(role, ()) if not re.search(rf"(?<!\d){i}(?!\d)", path)]
+    shown = [i for i in ids if re.search(rf"(?<!\d){i}(?!\d)", text)]
+    assert not shown, f"{role} GET {path} shows another hoster's id(s) {shown}"
 
 
 def snapshot() -> dict:
@@ -391,7 +306,7 @@ def test_every_url_for_every_role(route: Route, world: World):
             statuses[(role, variant.owner, variant.kind)] = status
             where = f"{role} GET {variant.path} ({route.label})"
             assert status < 500, f"{where}: {status}"
-            assert_shows_nothing_forbidden(role, variant.path, response)
+            assert_shows_nothing_forbidden(role, variant.path, response, is_public=route.name in PUBLIC)
 
             if role == "anonymous" and route.name not in PUBLIC:
                 assert status in (302, 401, 403, 404, 405), f"{where}: {status}"
@@ -441,7 +356,7 @@ def test_no_page_form_changes_what_is_not_yours(route: Route, world: World):
     before = snapshot()
     for variant in variants(route, world):
         for role in ROLES:
-            if role == "analyst" or (role == "hoster_a" and variant.owner == "A"):
+            if role == "analyst" or (role == "hoster_a" and variant.owner in ("A", "A+")):
                 continue  # allowed writers on their own data: their functional tests cover them
             if role == "hoster_b" and variant.owner == "B":
                 continue

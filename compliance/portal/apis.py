@@ -21,7 +21,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from compliance import selectors
-from compliance.apis import HasRole
+from compliance.apis import VERDICT_FIELD, HasRole
 from compliance.models import Dispute, Notice, Role
 from compliance.portal import services
 
@@ -30,9 +30,10 @@ class PortalCheckSerializer(serializers.Serializer):
     """A check as the hoster sees it: when and what came back, never content."""
 
     checked_at = serializers.DateTimeField()
+    vantage = serializers.CharField(help_text="the named place the check came from (`local` by default)")
     outcome = serializers.CharField()
     http_status = serializers.IntegerField(allow_null=True)
-    error_kind = serializers.CharField()
+    error_kind = serializers.CharField(allow_blank=True)
     trigger = serializers.CharField()
 
 
@@ -50,6 +51,10 @@ class PortalNoticeSerializer(serializers.ModelSerializer):
         help_text="seconds until the deadline; negative when it has passed"
     )
     verdict = serializers.SerializerMethodField()
+    reference = serializers.CharField(read_only=True, allow_null=True, allow_blank=True)
+    removal_mechanism = serializers.ChoiceField(
+        choices=Notice.RemovalMechanism.choices, read_only=True, allow_blank=True, help_text="empty until removed"
+    )
 
     class Meta:
         model = Notice
@@ -80,6 +85,7 @@ class PortalNoticeSerializer(serializers.ModelSerializer):
     def get_seconds_to_deadline(self, obj) -> int | None:
         return int((obj.deadline_at - self._now()).total_seconds()) if obj.deadline_at else None
 
+    @extend_schema_field(VERDICT_FIELD)
     def get_verdict(self, obj) -> str | None:
         return obj.verdict(self._now())
 

@@ -12,7 +12,7 @@ def _forget_rollups(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('compliance', '0007_notice_updated_index'),
+        ('compliance', '0010_notice_updated_index'),
         ('reports', '0002_translatable_verbose_names'),
     ]
 

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from compliance import rules, services
 from compliance.models import Notice
+from demo.sandbox.httpserver import ok, status
 from monitor import jobs, recheck
 from monitor.fetch import check_urls
 from monitor.models import Check, PlaceholderHash
-from monitor.sandbox.httpserver import ok, status
 
 ITEM = b"REPORTED-ITEM-BYTES-3f9c1e"
 
@@ -77,7 +77,7 @@ def test_a_removal_is_confirmed_by_the_second_observation_and_timed_at_the_first
     assert [c.outcome for c in checks] == ["online", "removed", "removed"]
     assert notice.status == "removed" and notice.removal_mechanism == "file_gone"
     assert notice.takedown_at == checks[1].checked_at and notice.last_online_at == checks[0].checked_at
-    assert notice.precision_s == int((checks[1].checked_at - checks[0].checked_at).total_seconds())
+    assert notice.precision_s == rules.seconds_up(checks[1].checked_at - checks[0].checked_at)
     # every timing field can be recomputed from the checks
     replayed = rules.replay([(c.checked_at, c.outcome, c.reason) for c in checks], deadline_s=notice.deadline_s)
     assert replayed == rules.Timing.of(notice)

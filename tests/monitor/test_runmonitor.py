@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from compliance import rules, services
 from compliance.models import Notice
+from demo.sandbox.httpserver import ok, status
 from monitor.models import Check
-from monitor.sandbox.httpserver import ok, status
 
 D = 20
 

@@ -47,7 +47,7 @@ def case(prompt_hoster, slow_hoster):
         p, now - timedelta(hours=1), status="online", last_checked_at=now - timedelta(hours=1) + timedelta(seconds=1800)
     )
     notice(p, BASE, status="repeat")
-    notice(p, BASE, status="unresolvable")
+    notice(None, BASE, status="unresolvable")  # only a notice without hoster may be unresolvable
     notice(p, None, status="pending")
     notice(p, BASE - timedelta(seconds=1), ttt_s=10)  # before --from
     notice(s, BASE, ttt_s=172800, removal_mechanism="server_gone")

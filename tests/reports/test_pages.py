@@ -156,6 +156,7 @@ def test_below_the_bar_lists_hosters_under_the_threshold_with_enough_notices(cli
     assert [r["hoster"] for r in rows] == ["slow"] and rows[0]["compliance_rate"] == "0.0"
 
 
+@pytest.mark.django_db  # the page lists the methodology settings recorded in use
 def test_the_methodology_is_public_and_plotly_is_served_locally(client):
     assert client.get("/methodology/").status_code == 200
     import plotly

@@ -2,10 +2,10 @@
 
 1. A fresh demo database (SQLite under demo-data/, rebuilt on every run; another database is
    never wiped), migrated.
-2. The hosters of the sandbox market (demo/hosters.csv, monitor/sandbox/world.py), the
+2. The hosters of the sandbox market (demo/data/hosters.csv, demo/sandbox/world.py), the
    placeholder image of Pixelswap, and months of back-filled history: notices with the checks
    that the monitor would have made, their timing folded with the product's own accounting rules
-   (monitor/sandbox/history.py).
+   (demo/sandbox/history.py).
 3. One login per role (analyst, ministry, researcher, two hoster users).
 4. Three processes, one tree: the sandbox internet (`manage.py sandbox`), the monitor
    (`manage.py runmonitor`) and the web server (`manage.py runserver`), each with the demo's
@@ -38,10 +38,10 @@ from django.db import connection
 from django.db.models import Count
 
 from compliance import selectors, services
-from monitor.sandbox import history
-from monitor.sandbox import world as market
+from demo.sandbox import history
+from demo.sandbox import world as market
 
-DEMO_DIR = Path(settings.BASE_DIR) / "demo"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "data"
 DATA_DIR = Path(settings.BASE_DIR) / "demo-data"
 DEMO_PASSWORD = "demo-password-2026"  # fictional accounts on a local demo database only
 DEMO_USERS = [

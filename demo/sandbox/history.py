@@ -33,8 +33,8 @@ from django.db import connection, transaction
 
 from compliance import rules
 from compliance.bulk import insert_rows, insert_values
+from demo.sandbox import world as market
 from monitor import schedule
-from monitor.sandbox import world as market
 
 DAY = 86400
 WORKER = "history"  # the `worker` of back-filled checks: they were not made by a live monitor
@@ -45,7 +45,7 @@ HOSTNAME_WORDS = ("dl", "share", "drop", "tmp", "box", "file", "up", "get")
 PLACEHOLDER_LEN = len(market.PLACEHOLDER_BODY)
 # (outcome, reason, http_status, error_kind, body_sha256, byte_count) of the flaky hoster's faults.
 FAILURES = (
-    (rules.TRANSIENT, "http_503", 503, "", "", 37),
+    (rules.NO_EVIDENCE, "http_503", 503, "", "", 37),
     (rules.TRANSIENT, "reset", None, "reset", "", 0),
 )
 # A back-filled check: notice number, then these Check fields.
@@ -229,7 +229,9 @@ def generate(
                 if pending:
                     state = _fold(state, pending, pending_at)
                     pending = 0
-                state = rules.apply_check(state, at=t, outcome=outcome, reason=obs[1], deadline_s=deadline_s)
+                state = rules.apply_check(
+                    state, at=t, outcome=outcome, reason=obs[1], deadline_s=deadline_s, notified_at=notified
+                )
                 steady_online = state.status == "online" and not state.offline_streak and not state.unreachable_streak
             due = schedule.next_check_at(
                 now=t,
@@ -311,7 +313,7 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
                 "received_at": notified,
                 "notified_at": notified.replace(tzinfo=UTC),
                 "deadline_s": row["deadline_s"],
-                "deadline_at": notified + timedelta(seconds=row["deadline_s"]),
+                **dict(zip(("deadline_at", "settles_at"), Notice.timeline(notified, row["deadline_s"]), strict=True)),
                 "status": row["status"],
                 "hoster_id": hoster_ids[row["hoster"]],
                 "hoster_source": row["hoster_source"],

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('compliance', '0006_regime_withdrawn'),
+        ('compliance', '0009_notice_ranges'),
     ]
 
     operations = [
