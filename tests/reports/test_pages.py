@@ -248,3 +248,24 @@ def test_monthly_rates_in_the_tables_carry_their_95_percent_interval(client, mar
     for table in (scorecard, national):
         assert "95% interval" in table
         assert re.search(r'<td class="num">\d+%–\d+%</td>', table)
+
+
+def test_a_scorecard_never_pools_deadlines_in_one_survival_curve(client, analyst, prompt_hoster):
+    """Issue 11: the demo's scorecard drew one curve pooling 3-minute and 24-hour deadlines."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .helpers import notice
+
+    now = timezone.now()
+    for i in range(6):
+        notice(prompt_hoster, now - timedelta(days=2, hours=i), ttt_s=60 + 30 * i, deadline_s=180, regime="order")
+        notice(prompt_hoster, now - timedelta(days=3, hours=i), ttt_s=3600 * (i + 1), regime="covenant")
+    spec = page(client, analyst, "/scorecards/prompt/").context["survival_chart"]
+    named = [t["name"] for t in spec["data"] if t.get("showlegend") is not False]
+    assert named == ["removal order, deadline 3 min (n = 6)", "covenant, deadline 24 h (n = 6)"]
+    only_orders = page(client, analyst, "/scorecards/prompt/?regime=order").context["survival_chart"]
+    assert [t["name"] for t in only_orders["data"] if t.get("showlegend") is not False] == [
+        "removal order, deadline 3 min (n = 6)"
+    ]
