@@ -226,7 +226,7 @@ def inner() -> dict:
     # 1. Rollups from nothing: the day cells (once, after install or a new methodology version),
     # then the drain's merge of every wanted period.
     _log("computing rollup cells and periods")
-    rollups.invalidate_all()
+    rollups.rebuild_all()
     started = time.perf_counter()
     rollups.catch_up()
     cells_s = time.perf_counter() - started

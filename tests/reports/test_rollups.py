@@ -95,9 +95,9 @@ def test_a_new_methodology_version_recomputes_every_day(data, settings):
     assert set(RollupCell.objects.values_list("methodology_version", flat=True)) == {"9.9"}
 
 
-def test_invalidate_all_forgets_everything_and_pages_rebuild_it(data, client, analyst):
+def test_rebuild_all_forgets_everything_and_pages_rebuild_it(data, client, analyst):
     rollups.drain()
-    rollups.invalidate_all()
+    rollups.rebuild_all()
     assert not (Rollup.objects.exists() or RollupCell.objects.exists() or RollupState.objects.exists())
     client.force_login(analyst)
     assert "prompt" in client.get("/scorecards/").content.decode()
@@ -239,3 +239,23 @@ def test_after_an_import_the_drains_next_pass_puts_the_notices_on_the_league_tab
     ordered = client.get("/scorecards/", {"regime": "order"}).context["rows"]
     assert [(m.hoster, m.notices, m.regime) for m in ordered] == [("prompt", 316, "order")]
     assert pass_s < 60
+
+
+def test_a_withdrawal_reaches_the_pages_at_once(
+    data, client, analyst, prompt_hoster, settings, django_capture_on_commit_callbacks
+):
+    """The withdrawal service calls settings.MEASUREMENTS_CHANGED_HOOKS: the next page catches up
+    with the changed notice (no full rebuild: only its day is recomputed)."""
+    from compliance.measurements import notice_withdraw
+
+    settings.SCORECARD_ROLLUP_MAX_AGE = 60
+    rollups.drain()
+    client.force_login(analyst)
+    before = next(m for m in client.get("/scorecards/").context["rows"] if m.hoster == "prompt")
+    cells_before = RollupCell.objects.count()
+    target = Notice.objects.filter(hoster=prompt_hoster).order_by("id").first()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notice_withdraw(notice_ids=[target.pk], reason="sent in error", user=analyst) == 1
+    after = next(m for m in client.get("/scorecards/").context["rows"] if m.hoster == "prompt")
+    assert (after.notices, after.withdrawn) == (before.notices - 1, before.withdrawn + 1)
+    assert RollupCell.objects.count() == cells_before
