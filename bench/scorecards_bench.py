@@ -1,5 +1,5 @@
 """Scorecards at national scale: 1,000,000 notices over 200 hosters (one with 40 %) and ~3.9M checks
-in PostgreSQL (database `bench_scorecards_reports`, created if missing; data from
+in PostgreSQL (database `bench_scorecards`, created if missing; data from
 bench/scorecards_data.py, generated once and reused).
 
 Targets (issue 5): the league table and a scorecard page each render in under 1 s; the CSV export
@@ -24,9 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE_URL = os.environ.get(
-    "BENCH_SCORECARDS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_scorecards_reports"
-)
+DATABASE_URL = os.environ.get("BENCH_SCORECARDS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_scorecards")
 PAGE_TARGET_S = 1.0
 LEAGUE_WARM_TARGET_S = 0.3
 LEAGUE_COLD_TARGET_S = 1.0

@@ -404,9 +404,12 @@ def build(
     with_charts: bool,
     regime: str | None,
     methodology_version: str | None = None,
+    deadlines: dict[int | None, list[int]] | None = None,
 ) -> PeriodMetrics:
     """PeriodMetrics from counts per hoster_id (`rows`) and observations per (hoster_id, regime,
-    deadline_s) (`grouped`): the same for a period computed from notices and one merged from cells."""
+    deadline_s) (`grouped`): the same for a period computed from notices and one merged from cells.
+    Without charts the observations may come per hoster only, keys (hoster_id, None, None), with the
+    deadlines per hoster given apart (`deadlines`)."""
     by_hoster: dict[int | None, dict[tuple[str, int], survival.Grouped]] = {}
     for (hid, reg, deadline_s), g in grouped.items():
         by_hoster.setdefault(hid, {})[(reg, deadline_s)] = g
@@ -430,7 +433,7 @@ def build(
             m = _metrics_from(row, g, hoster=hoster.slug, name=hoster.name)
             _add_size(m, hoster.ipv4_address_count())
             hoster_metrics.append(m)
-        m.deadlines_s = sorted({d for _r, d in parts})
+        m.deadlines_s = deadlines.get(hid, []) if deadlines is not None else sorted({d for _r, d in parts})
         m.regime = regime
         if with_charts and hid is not None:
             curves[hid] = chart_data(parts)
@@ -444,7 +447,10 @@ def build(
     national = _metrics_from(
         sum_rows(rows), survival.Grouped.merge(list(national_by_deadline.values())), hoster=None, name=""
     )
-    national.deadlines_s = sorted({d for _r, d in national_by_deadline})
+    if deadlines is not None:
+        national.deadlines_s = sorted({d for ds in deadlines.values() for d in ds})
+    else:
+        national.deadlines_s = sorted({d for _r, d in national_by_deadline})
     national.regime = regime
     if with_charts:
         curves[None] = chart_data(national_by_deadline)
