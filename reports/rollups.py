@@ -114,12 +114,29 @@ def _pack(grouped: survival.Grouped | None) -> bytes:
     return np.stack([grouped.times, grouped.events, grouped.counts], axis=1).astype("<i8").tobytes()
 
 
-def compute_cells(days: set[date] | None, *, now: datetime) -> int:
-    """Recompute the cells of `days` (None: every day) from the notices; returns the cells written."""
+_CONTENT = (
+    "hoster_id",
+    "regime",
+    "deadline_s",
+    "oldest_open_notified_at",
+    "next_change_at",
+    "observations",
+    *scorecards.CELL_COUNTS,
+)
+
+
+def _content(cell: RollupCell) -> tuple:
+    return tuple(bytes(v) if isinstance(v, memoryview) else v for v in (getattr(cell, f) for f in _CONTENT))
+
+
+def compute_cells(days: set[date] | None, *, now: datetime) -> set[date] | None:
+    """Recompute the cells of `days` (None: every day) from the notices, and the month cells of the
+    months holding a day whose figures changed. Returns the days whose figures changed (None: all):
+    a day recomputed with the same figures (the sweep, mostly) leaves every period as it was."""
     base = Notice.objects.filter(notified_at__isnull=False)
     if days is not None:
         if not days:
-            return 0
+            return set()
         base = base.filter(_days_condition(days))
     qs = base.annotate(day=TruncDate("notified_at", tzinfo=periods.local_tz()))
     rows = scorecards.aggregate_rows(qs, now, CELL_GROUP)
@@ -145,10 +162,20 @@ def compute_cells(days: set[date] | None, *, now: datetime) -> int:
             )
         )
     stale = RollupCell.objects.all() if days is None else RollupCell.objects.filter(is_month=False, day__in=days)
+    changed = None
+    if days is not None:
+        before: dict[date, set[tuple]] = {}
+        for cell in stale.defer("computed_at"):
+            before.setdefault(cell.day, set()).add(_content(cell))
+        after: dict[date, set[tuple]] = {}
+        for cell in cells:
+            after.setdefault(cell.day, set()).add(_content(cell))
+        changed = {d for d in days if before.get(d, set()) != after.get(d, set())}
     stale.delete()
     _insert(cells)
-    months = {d.replace(day=1) for d in (days if days is not None else {c.day for c in cells})}
-    return len(cells) + compute_months(months, now=now)
+    months = {d.replace(day=1) for d in (changed if changed is not None else {c.day for c in cells})}
+    compute_months(months, now=now)
+    return changed
 
 
 def _insert(cells: list[RollupCell]) -> None:
@@ -242,11 +269,11 @@ def catch_up(now: datetime | None = None) -> set[date] | None:
         )
         if rebuild:
             days = None
-            written = compute_cells(None, now=now)
+            compute_cells(None, now=now)
             Rollup.objects.update(is_stale=True)
         else:
-            days = changed_days(state.scanned_until - MARGIN, now)
-            written = compute_cells(days, now=now)
+            looked_at = changed_days(state.scanned_until - MARGIN, now)
+            days = compute_cells(looked_at, now=now)
             _mark_stale(days)
         if state is None:
             state = RollupState(pk=1)
@@ -255,9 +282,8 @@ def catch_up(now: datetime | None = None) -> set[date] | None:
         state.save()
     if days is None or days:
         log.info(
-            "rollup cells: %s days, %d cells in %d ms",
+            "rollup cells: %s days changed in %d ms",
             "all" if days is None else len(days),
-            written,
             (time.perf_counter() - started) * 1000,
         )
     return days

@@ -259,3 +259,15 @@ def test_a_withdrawal_reaches_the_pages_at_once(
     after = next(m for m in client.get("/scorecards/").context["rows"] if m.hoster == "prompt")
     assert (after.notices, after.withdrawn) == (before.notices - 1, before.withdrawn + 1)
     assert RollupCell.objects.count() == cells_before
+
+
+def test_the_sweep_recomputes_old_days_but_merges_no_period_when_nothing_changed(data, settings):
+    now = data
+    rollups.catch_up(now)
+    rollups.catch_up(now + timedelta(minutes=5))
+    rollups.refresh(periods.resolve("all", now), now=now)
+    settings.SCORECARD_SETTLED_MAX_AGE = 60  # every day is due for the sweep
+    later = now + timedelta(minutes=10)
+    assert rollups.catch_up(later) == set()  # looked at, recomputed, unchanged
+    assert RollupCell.objects.filter(is_month=False, computed_at=later).exists()
+    assert not Rollup.objects.get(key="all").is_stale
