@@ -19,6 +19,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
+from compliance.evidence import Chain
+
 
 def local_datetime(moment: datetime) -> str:
     """A moment as people read it in names (admin titles, choices): the language's short format, in
@@ -27,6 +29,57 @@ def local_datetime(moment: datetime) -> str:
 
 
 sha256_validator = RegexValidator(r"^[0-9a-f]{64}$", _("a SHA-256 is 64 lower-case hexadecimal characters"))
+
+
+# --- Evidence is append-only -----------------------------------------------------------------------
+# Checks, attributions, RDAP records (monitor/models.py), delivery and audit events (below) are
+# written once and never changed or deleted. Three layers keep them so:
+# 1. the ORM: `save()` of an existing row, `delete()`, and queryset `update()`/`delete()` raise
+#    AppendOnlyError (here);
+# 2. the database: triggers refuse UPDATE and DELETE whoever sends them, raw SQL included
+#    (compliance/migrations/0007_evidence_append_only.py, monitor/migrations/0007_...);
+# 3. the hash chains (compliance/evidence.py): an owner who drops the triggers and edits a row is
+#    found by `verify_evidence`.
+
+
+class AppendOnlyError(ValueError):
+    """Evidence rows are written once and never changed or deleted.
+
+    A ValueError (as the audit trail's first guard raised), so callers that caught that still do."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: no update")
+
+    def delete(self):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: no delete")
+
+    # bulk_update goes through update(), so it is refused too.
+
+
+class AppendOnlyModel(models.Model):
+    """Insert-only rows. A model with `evidence_chain` (compliance/evidence.py) is hash-chained:
+    `save()` of a new row locks its chain's head, links the row to it and moves the head on."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+    evidence_chain = None  # a compliance.evidence.Chain for chained models
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only: no update")
+        if self.evidence_chain is None:
+            super().save(*args, **kwargs)
+            return
+        from compliance import evidence
+
+        evidence.save_linked(self, lambda: super(AppendOnlyModel, self).save(*args, **kwargs))
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only: no delete")
 
 
 class Hoster(models.Model):
@@ -230,6 +283,10 @@ class Notice(models.Model):
     # The measurement. Every value here can be recomputed from the notice's checks.
     next_check_at = models.DateTimeField(verbose_name=_("next check"), null=True, blank=True)
     lease_token = models.UUIDField(verbose_name=_("lease token"), null=True, blank=True)
+    # When the check in hand first became due. The check drain's claim pushes `next_check_at` to the
+    # end of its lease; this keeps the due time from before, and a claim that takes over an expired
+    # lease (a killed monitor) keeps it too, so the check's `due_at` and the lag count from here.
+    first_due_at = models.DateTimeField(verbose_name=_("first due"), null=True, blank=True)
     check_count = models.PositiveIntegerField(verbose_name=_("number of checks"), default=0)
     last_checked_at = models.DateTimeField(verbose_name=_("last checked"), null=True, blank=True)
     last_online_at = models.DateTimeField(verbose_name=_("last seen online"), null=True, blank=True)
@@ -247,6 +304,23 @@ class Notice(models.Model):
     reappeared_at = models.DateTimeField(verbose_name=_("reappeared"), null=True, blank=True)
     # Server-gone takedowns annulled because the content came back before they settled (rules.py).
     annulled_takedowns = models.PositiveIntegerField(verbose_name=_("annulled server-gone takedowns"), default=0)
+    # Vantage points (rules.py, methodology 2.1): the vantages behind the current offline and
+    # unreachable streaks (comma-joined names), the last check's vantage and evidence class, and how
+    # often the content was seen from one vantage right after another saw it absent or was refused it.
+    offline_vantages = models.CharField(
+        verbose_name=_("vantage points of the offline streak"), max_length=200, blank=True
+    )
+    unreachable_vantages = models.CharField(
+        verbose_name=_("vantage points of the unreachable streak"), max_length=200, blank=True
+    )
+    last_vantage = models.CharField(verbose_name=_("vantage point of the last check"), max_length=50, blank=True)
+    last_evidence = models.CharField(verbose_name=_("evidence of the last check"), max_length=20, blank=True)
+    served_selectively_count = models.PositiveIntegerField(
+        verbose_name=_("served selectively"),
+        default=0,
+        help_text=_("times the content was seen from one vantage point right after another saw it absent or blocked"),
+    )
+    served_selectively_at = models.DateTimeField(verbose_name=_("first served selectively"), null=True, blank=True)
 
     # The hoster's response (portal and hoster API).
     acknowledged_at = models.DateTimeField(verbose_name=_("acknowledged"), null=True, blank=True)
@@ -257,6 +331,13 @@ class Notice(models.Model):
     # An analyst's close (status `withdrawn`): the notice was sent in error. Audited; outside every rate.
     withdrawn_at = models.DateTimeField(verbose_name=_("withdrawn"), null=True, blank=True)
     withdrawn_reason = models.TextField(verbose_name=_("reason for withdrawal"), blank=True, max_length=2000)
+
+    # The heads of the notice's evidence chains (compliance/evidence.py): the hash of its last check
+    # and of its last attribution. Moved on by the writer that holds the notice's row lock.
+    check_chain_head = models.CharField(verbose_name=_("check chain head"), max_length=64, blank=True, default="")
+    attribution_chain_head = models.CharField(
+        verbose_name=_("attribution chain head"), max_length=64, blank=True, default=""
+    )
 
     created_at = models.DateTimeField(verbose_name=_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(verbose_name=_("updated"), auto_now=True)
@@ -318,8 +399,21 @@ class Notice(models.Model):
     def __str__(self) -> str:
         return _("notice %(id)s (%(host)s)") % {"id": self.pk, "host": self.host}
 
+    # Written only by the evidence writers (compliance/evidence.py), under the notice's row lock.
+    CHAIN_HEAD_FIELDS = ("check_chain_head", "attribution_chain_head")
+
     def save(self, *args, **kwargs):
         self.deadline_at, self.settles_at = self.timeline(self.notified_at, self.deadline_s)
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            # A full save of an instance read earlier must not put back a chain head that a check
+            # or attribution has moved on since (that would fork the chain): every field but those.
+            # (Deferred fields stay out, as Django's own save leaves them.)
+            deferred = self.get_deferred_fields()
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in self.CHAIN_HEAD_FIELDS and f.attname not in deferred
+            ]
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "notified_at" in update_fields:
             kwargs["update_fields"] = {*update_fields, "deadline_at", "settles_at"}
@@ -593,7 +687,7 @@ class NoticeEmail(models.Model):
         }
 
 
-class DeliveryEvent(models.Model):
+class DeliveryEvent(AppendOnlyModel):
     """What happened to one delivery attempt (or a later bounce), per hoster: evidence, append-only.
 
     A hoster whose abuse address refuses or bounces notices is a finding, not an excuse.
@@ -631,14 +725,9 @@ class DeliveryEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.get_outcome_display()} ({self.to_address})"
 
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise ValueError("delivery events are append-only")
-        super().save(*args, **kwargs)
 
-
-class AuditEvent(models.Model):
-    """Who did what, when: the trail of analysts' and hosters' actions (append-only).
+class AuditEvent(AppendOnlyModel):
+    """Who did what, when: the trail of analysts' and hosters' actions (append-only, hash-chained).
 
     Semantic events (`notice.acknowledge`, `dispute.answer`, `login.failed`, ...) come from the
     services; every other state-changing request by a signed-in user is recorded as `request`
@@ -658,8 +747,11 @@ class AuditEvent(models.Model):
     actor_username = models.CharField(verbose_name=_("user name"), max_length=150, blank=True)
     actor_role = models.CharField(verbose_name=_("role"), max_length=20, blank=True)
     action = models.CharField(verbose_name=_("action"), max_length=50)
+    # PROTECT: the notice is part of the chained evidence (a notice is never deleted anyway). The
+    # actor and the hoster may still go (SET_NULL, the one UPDATE the database allows on this table):
+    # the chain covers the actor's name and role as text, not these two ids.
     notice = models.ForeignKey(
-        Notice, verbose_name=_("notice"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Notice, verbose_name=_("notice"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     hoster = models.ForeignKey(
         Hoster, verbose_name=_("hoster"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -671,6 +763,16 @@ class AuditEvent(models.Model):
         verbose_name=_("path"), max_length=500, blank=True, help_text=_("the request path, never its query string")
     )
     status_code = models.PositiveSmallIntegerField(verbose_name=_("status code"), null=True, blank=True)
+    chain_hash = models.CharField(
+        verbose_name=_("chain hash"),
+        max_length=64,
+        blank=True,
+        help_text=_("SHA-256 of the previous event's hash and this event (compliance/evidence.py)"),
+    )
+
+    # One chain over the whole trail, head in ChainHead "audit". The actor's and hoster's ids are
+    # not covered: they may become NULL when a user or hoster is deleted (the name stays, covered).
+    evidence_chain = Chain("audit", group=None, exclude=("actor_id", "hoster_id"))
 
     class Meta:
         verbose_name = _("audit event")
@@ -684,14 +786,6 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{local_datetime(self.at)} {self.actor_username or '-'} {self.action}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise ValueError("audit events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("audit events are append-only")
 
 
 class MethodologyRecord(models.Model):
@@ -711,3 +805,19 @@ class MethodologyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} ({local_datetime(self.first_seen_at)})"
+
+
+class ChainHead(models.Model):
+    """The head of a global evidence chain (the audit trail's): its row lock serialises the writers,
+    so concurrent requests and monitors never fork the chain (compliance/evidence.py)."""
+
+    name = models.CharField(verbose_name=_("chain"), max_length=50, primary_key=True)
+    head = models.CharField(verbose_name=_("head"), max_length=64, blank=True)
+    length = models.PositiveBigIntegerField(verbose_name=_("length"), default=0)
+
+    class Meta:
+        verbose_name = _("evidence chain head")
+        verbose_name_plural = _("evidence chain heads")
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.head[:12]}… ({self.length})"

@@ -25,7 +25,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError, models, transaction
 from django.utils import timezone
 
-from compliance import measurements, services
+from compliance import evidence, measurements, services
 from compliance.models import Hoster, HosterASN, HosterPrefix, Notice
 from monitor import asn as asnlookup
 from monitor import attribution as rules
@@ -608,6 +608,14 @@ def insert_attributions(rows: list[dict]) -> None:
         return f.get_db_prep_save(value, connection)
 
     defaults = {f.attname: prepare(f, f.get_default()) for f in fields}
+    # Chained per notice (compliance/evidence.py); the caller holds the notices' row locks.
+    chain = Attribution.evidence_chain
+    raw_defaults = {f.attname: f.get_default() for f in fields}
+    key = chain.fields.index("notice_id")
+    hashes = evidence.append_rows(
+        chain, [[row.get(a, raw_defaults[a]) for a in chain.fields] for row in rows], key=lambda r: r[key]
+    )
+    rows = [{**row, "chain_hash": h} for row, h in zip(rows, hashes, strict=True)]
     # (attname, id(value)) -> prepared value. Keyed by identity: the rows keep every value alive
     # during the call, so an id cannot be reused for another value.
     shared: dict[tuple[str, int], object] = {}

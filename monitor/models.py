@@ -1,7 +1,9 @@
 """Evidence: checks and attributions. Both are append-only: a measurement is never rewritten.
 
-Append-only is enforced in the ORM: `save()` of an existing row, `delete()`, and queryset
-`update()`/`delete()` raise `AppendOnlyError`; notices with evidence cannot be deleted (PROTECT).
+Append-only is enforced in the ORM (compliance.models.AppendOnlyModel: `save()` of an existing row,
+`delete()`, and queryset `update()`/`delete()` raise `AppendOnlyError`), in the database
+(compliance/triggers.py) and made evident by per-notice hash chains (compliance/evidence.py);
+notices with evidence cannot be deleted (PROTECT).
 """
 
 from __future__ import annotations
@@ -10,36 +12,16 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from compliance.models import Hoster, Notice, local_datetime, sha256_validator
-
-
-class AppendOnlyError(Exception):
-    """Evidence rows are written once and never changed or deleted."""
-
-
-class AppendOnlyQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: no update")
-
-    def delete(self):
-        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: no delete")
-
-    # bulk_update goes through update(), so it is refused too.
-
-
-class AppendOnlyModel(models.Model):
-    objects = AppendOnlyQuerySet.as_manager()
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnlyError(f"{type(self).__name__} rows are append-only: no update")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError(f"{type(self).__name__} rows are append-only: no delete")
+from compliance.evidence import Chain
+from compliance.models import (  # noqa: F401  (AppendOnlyError, AppendOnlyQuerySet: re-exported)
+    AppendOnlyError,
+    AppendOnlyModel,
+    AppendOnlyQuerySet,
+    Hoster,
+    Notice,
+    local_datetime,
+    sha256_validator,
+)
 
 
 class Check(AppendOnlyModel):
@@ -103,6 +85,15 @@ class Check(AppendOnlyModel):
         db_default="local",  # bulk writers (COPY, the demo history) that name no vantage
         help_text=_("the named place (source address, resolvers, network) the check came from"),
     )
+    chain_hash = models.CharField(
+        verbose_name=_("chain hash"),
+        max_length=64,
+        blank=True,
+        help_text=_("SHA-256 of the notice's previous check's hash and this check (compliance/evidence.py)"),
+    )
+
+    # One chain per notice, head in Notice.check_chain_head; every field above is covered.
+    evidence_chain = Chain("checks", group="notice_id", head_field="check_chain_head")
 
     class Meta:
         verbose_name = _("check")
@@ -170,6 +161,14 @@ class Attribution(AppendOnlyModel):
         related_name="+",
     )
     reason = models.TextField(verbose_name=_("reason"), blank=True)
+    chain_hash = models.CharField(
+        verbose_name=_("chain hash"),
+        max_length=64,
+        blank=True,
+        help_text=_("SHA-256 of the notice's previous attribution's hash and this one (compliance/evidence.py)"),
+    )
+
+    evidence_chain = Chain("attributions", group="notice_id", head_field="attribution_chain_head")
 
     class Meta:
         verbose_name = _("attribution")
@@ -286,3 +285,27 @@ class RdapQueue(models.Model):
 
     def __str__(self) -> str:
         return _("RDAP queue: %(ip)s") % {"ip": self.ip}
+
+
+class ProbeStatus(models.Model):
+    """What the monitor last heard from the probe of a remote vantage (monitor/probes.py).
+
+    Not evidence: one row per vantage, overwritten at each heartbeat. A probe silent for longer than
+    `MONITOR_PROBE_STALE` is shown stale on /monitor/health/ and gets no checks until it speaks again.
+    """
+
+    vantage = models.CharField(verbose_name=_("vantage point"), max_length=50, unique=True)
+    probe = models.CharField(verbose_name=_("probe process"), max_length=100, blank=True)
+    last_seen_at = models.DateTimeField(verbose_name=_("last heard"))
+    in_flight = models.PositiveIntegerField(verbose_name=_("checks in flight"), default=0)
+    results_at = models.DateTimeField(verbose_name=_("last results"), null=True, blank=True)
+    rejected = models.PositiveIntegerField(
+        verbose_name=_("rejected results"), default=0, help_text=_("results for checks it was not given")
+    )
+
+    class Meta:
+        verbose_name = _("probe status")
+        verbose_name_plural = _("probe statuses")
+
+    def __str__(self) -> str:
+        return self.vantage

@@ -16,6 +16,10 @@ Every step below works per chunk; every guarantee is per notice.
    anyway). Each gets `lease_token` = this batch's token and `next_check_at` pushed forward by the
    lease, counted from the chunk's claim. Another process skips them; if this one dies, the lease
    expires and they are due again: nothing is lost. A stopping monitor claims no further chunk.
+   The due time the claim overwrites is kept in `first_due_at`: a claim of an unleased notice
+   sets it to `next_check_at`, a claim that takes over an expired lease keeps it (the lease's end
+   is not when the check was due). It is the claimed check's `due_at`, so the lag on the health
+   page counts a killed monitor's stranded claims from when they were first due.
 2. **Check** (no transaction, asyncio, in the check process, which never touches the database):
    every URL through monitor/fetch.py, `MONITOR_CONCURRENCY` at once. A check not started within
    the budget of its chunk is given back unchecked (due again at once), so no check outlives its
@@ -28,7 +32,9 @@ Every step below works per chunk; every guarantee is per notice.
    taken by another process is theirs now, and our observations are discarded (no takedown is ever
    recorded twice). For the rest: the accounting (compliance/rules.py `apply_check`) gives the new
    timing state, the schedule (monitor/schedule.py) the next due time; the checks are appended
-   (COPY on PostgreSQL), the notices updated in one statement, the lease released. A reappearance
+   (COPY on PostgreSQL), each linked to its notice's evidence chain (compliance/evidence.py: the
+   row lock taken here is what keeps two monitors from forking a chain), the notices updated in
+   one statement with their new chain heads, the lease released. A reappearance
    of content whose URL has another open notice by now (the constraint `notice_one_open_per_url`)
    is recorded on the notice, which stays removed and is no longer checked: the open notice
    measures the URL.
@@ -55,11 +61,13 @@ from datetime import datetime, timedelta
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from compliance import rules, services
+from compliance import evidence, rules, services
 from compliance.models import Hoster, HosterPrefix, Notice
-from monitor import checker, jobs, schedule
+from monitor import checker, dispatch, jobs, schedule
 from monitor.attribution import RegisteredNetworks
 from monitor.fetch import Observation
 from monitor.models import Attribution, Check, PlaceholderHash
@@ -89,9 +97,11 @@ RECORD_FIELDS = (
     "reported_removed_at",
     "check_requested_at",
     *rules.Timing.FIELDS,
+    "check_chain_head",  # the notice's evidence chain (compliance/evidence.py), read under the row lock
 )
 LOCAL_VANTAGE = "local"  # the monitor's own address and resolvers (MONITOR_VANTAGES adds others)
 CHUNK = 900  # ids per IN (...): below every database's parameter limit
+PROBE_POLL_S = 0.05  # while every vantage that may take checks is a probe with a full queue
 
 
 @dataclass
@@ -104,6 +114,8 @@ class Claimed:
     trigger: str
     reported_removed_at: datetime | None
     check_requested_at: datetime | None = None
+    vantage: str = LOCAL_VANTAGE  # set at dispatch (monitor/dispatch.py): where the check is made from
+    worker: str = ""  # who made it, when not this process (a probe's host:pid)
 
 
 @dataclass
@@ -114,6 +126,7 @@ class BatchResult:
     not_started: int = 0  # budget ran out: given back unchecked
     failed: int = 0  # rows that raised: pushed forward
     takedowns: int = 0
+    waiting_for_probes: bool = False  # stopped because every available vantage is a backlogged probe
 
 
 def batch_budget_s() -> float:
@@ -133,6 +146,11 @@ def drain_checks(*, now: datetime | None = None, limit: int | None = None) -> bo
         return False
     limit = limit or settings.MONITOR_BATCH
     result = run_batch(now=now, limit=limit)
+    if result.waiting_for_probes:
+        # The probes have work queued: ask again shortly (not at the next wake-up, a second away,
+        # which would leave a fast probe idle), without spinning.
+        time.sleep(PROBE_POLL_S)
+        return True
     return result.claimed >= limit
 
 
@@ -160,32 +178,51 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
 
     def claim_chunk(want: int) -> tuple[list[Claimed], float]:
         # Each chunk's lease and start-by time count from its own claim, so a long batch never
-        # outlives the lease of its later chunks.
+        # outlives the lease of its later chunks. Nothing is claimed while no vantage may check.
+        plan = dispatch.Plan.now()
+        if not plan.available:
+            result.waiting_for_probes = bool(plan.backlogged)
+            return [], 0.0
         now = started_at + timedelta(seconds=time.monotonic() - t0)
         part = claim(now=now, limit=want, token=token, lease_s=lease)
-        return part, time.monotonic() + budget
+        start_by = time.monotonic() + budget
+        if part:
+            # Each notice's check goes to a vantage (rotating); a probe's go to RabbitMQ at once and
+            # come back through monitor/probes.py's drain, so a slow probe holds back nothing here.
+            dispatch.assign(part, plan)
+            part, remote = dispatch.split(part, plan)
+            if remote:
+                dispatch.publish(remote, token=token, start_by=time.time() + budget)
+                result.claimed += sum(len(r) for r in remote.values())
+        return part, start_by
 
     classifier = _BatchClassifier()
+    result = BatchResult()
     # The check process is ready (started, configured) before anything is claimed: its start-up
-    # never eats into the claimed notices' time to start.
-    with checker.batch() as checks:
+    # never eats into the claimed notices' time to start. With probes only, there is none.
+    with checker.batch() if any(not v.is_probe for v in settings.MONITOR_VANTAGES) else _NoLocalChecks() as checks:
         claimed, start_by = claim_chunk(chunk)
-        result = BatchResult(claimed=len(claimed))
-        if not claimed:
+        result.claimed += len(claimed)
+        if not result.claimed:
             return result
         checks.submit(claimed, start_by=start_by)
-        more = len(claimed) == chunk and result.claimed < limit
-        while checks.in_flight:
-            if more and checks.in_flight <= 2 * chunk and not jobs.stopping.is_set():
-                # Claim ahead (a stopping monitor claims nothing new), then write a chunk if one is ready.
+        more = result.claimed == chunk and result.claimed < limit
+        while checks.in_flight or more:
+            if jobs.stopping.is_set():
+                more = False  # a stopping monitor claims nothing new
+            if more and checks.in_flight <= 2 * chunk:
+                # Claim ahead, then write a chunk if one is ready.
                 want = min(chunk, limit - result.claimed)
+                before = result.claimed
                 part, start_by = claim_chunk(want)
                 result.claimed += len(part)
                 checks.submit(part, start_by=start_by)
-                more = len(part) == want and result.claimed < limit
-                done = checks.finished(at_least=chunk)
-            else:
+                more = result.claimed - before == want and result.claimed < limit
+                done = checks.finished(at_least=chunk) if checks.in_flight else []
+            elif checks.in_flight:
                 done = checks.finished(at_least=min(chunk, checks.in_flight), wait=True)
+            else:
+                break
             if done:
                 claimed_part = [c for c, _o in done]
                 observations = [o for _c, o in done]
@@ -200,6 +237,25 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
             result.failed,
         )
     return result
+
+
+class _NoLocalChecks:
+    """The check batch of a monitor whose vantages are all probes: nothing is checked here."""
+
+    in_flight = 0
+
+    def __enter__(self) -> _NoLocalChecks:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, claimed: list, *, start_by: float) -> None:
+        if claimed:
+            raise RuntimeError("no local vantage is configured")
+
+    def finished(self, *, at_least: int, wait: bool = False) -> list:
+        return []
 
 
 def _chunk_size(limit: int) -> int:
@@ -257,7 +313,8 @@ def _trigger(last_checked_at, reported_removed_at, check_requested_at) -> str:
 
 def _claim_postgresql(*, now: datetime, until: datetime, limit: int, token: uuid.UUID) -> list[tuple]:
     """One statement: lock the due rows no other process holds (SKIP LOCKED), lease them, return them
-    with their due time. Served by the partial index notice_due_check."""
+    with their first due time (an unleased row's `next_check_at`; an expired lease's kept
+    `first_due_at`). Served by the partial index notice_due_check."""
     table = connection.ops.quote_name(Notice._meta.db_table)
     with transaction.atomic():
         connection.ensure_connection()
@@ -266,14 +323,16 @@ def _claim_postgresql(*, now: datetime, until: datetime, limit: int, token: uuid
         cursor.execute(
             f"""
             WITH due AS (
-                SELECT id, next_check_at FROM {table}
+                SELECT id, next_check_at, lease_token, first_due_at FROM {table}
                 WHERE next_check_at <= %s AND NOT (status = ANY(%s))
                 ORDER BY next_check_at LIMIT %s
                 FOR UPDATE SKIP LOCKED
             )
-            UPDATE {table} AS n SET next_check_at = %s, lease_token = %s
+            UPDATE {table} AS n SET next_check_at = %s, lease_token = %s,
+                first_due_at = CASE WHEN due.lease_token IS NULL THEN due.next_check_at
+                                    ELSE COALESCE(due.first_due_at, due.next_check_at) END
             FROM due WHERE n.id = due.id
-            RETURNING n.id, n.url, n.hoster_id, n.content_sha256, due.next_check_at, n.last_checked_at,
+            RETURNING n.id, n.url, n.hoster_id, n.content_sha256, n.first_due_at, n.last_checked_at,
                       n.reported_removed_at, n.check_requested_at
             """,
             [now, [str(x) for x in UNMEASURED], limit, until, token],
@@ -292,14 +351,23 @@ def _claim_compare_and_set(*, now: datetime, until: datetime, limit: int, token:
     the read and the update; the compare-and-set keeps it correct on any database."""
     with transaction.atomic():
         qs = Notice.objects.filter(next_check_at__lte=now).exclude(status__in=UNMEASURED).order_by("next_check_at")
-        rows = list(qs.values_list(*CLAIM_FIELDS)[:limit])
+        rows = [
+            # The due time is the first one (see the module docstring, step 1), as on PostgreSQL.
+            (*r[:4], r[4] if lease is None else (first or r[4]), *r[5:])
+            for *r, lease, first in qs.values_list(*CLAIM_FIELDS, "lease_token", "first_due_at")[:limit]
+        ]
         if not rows:
             return []
         ids = [r[0] for r in rows]
+        # Every SET expression reads the row as it was before the update.
+        first_due = Case(
+            When(lease_token__isnull=True, then=F("next_check_at")),
+            default=Coalesce(F("first_due_at"), F("next_check_at")),
+        )
         updated = 0
         for chunk in _chunks(ids):
             updated += Notice.objects.filter(pk__in=chunk, next_check_at__lte=now).update(
-                next_check_at=until, lease_token=token
+                next_check_at=until, lease_token=token, first_due_at=first_due
             )
         if updated != len(ids):
             ours = set()
@@ -502,8 +570,9 @@ def _record(items, *, token: uuid.UUID, can_reopen: bool = True) -> BatchResult:
     reopen_blocked = _reopen_blocked(items, fresh) if can_reopen else set(fresh)
     checks, updates, part = _plan(items, fresh, reopen_blocked, now=timezone.now())
     part.discarded = len(ids) - len(fresh)
-    _insert_checks(checks)
-    _update_notices(updates, token=token)
+    heads = _insert_checks(checks, heads={nid: row["check_chain_head"] for nid, row in fresh.items()})
+    # The chain heads moved by the checks go out with the notices' new state: one write per notice.
+    _update_notices([(*u[:-1], heads.get(u[0], u[-1])) for u in updates], token=token)
     return part
 
 
@@ -533,6 +602,7 @@ def _plan(items, fresh: dict[int, dict], reopen_blocked: set[int], *, now: datet
                 has_hoster=row["hoster_id"] is not None,
                 rules=accounting,
                 can_reopen=c.id not in reopen_blocked,
+                vantage=c.vantage,
             )
             due = schedule.next_check_at(
                 now=now,
@@ -612,7 +682,12 @@ _rules_cache: tuple[tuple, rules.Rules] | None = None
 
 def _rules() -> rules.Rules:
     global _rules_cache
-    key = (settings.MONITOR_CONFIRMATIONS, settings.MONITOR_SERVER_GONE_CHECKS, settings.MONITOR_SERVER_GONE_SHARE)
+    key = (
+        settings.MONITOR_CONFIRMATIONS,
+        settings.MONITOR_SERVER_GONE_CHECKS,
+        settings.MONITOR_SERVER_GONE_SHARE,
+        tuple(v.name for v in settings.MONITOR_VANTAGES),
+    )
     if _rules_cache is None or _rules_cache[0] != key:
         _rules_cache = (key, rules.Rules.from_settings())
     return _rules_cache[1]
@@ -657,35 +732,70 @@ def _check_row(c: Claimed, obs: Observation, kind: Classification) -> tuple:
         obs.is_truncated,
         obs.redirect_count,
         obs.final_url[:2048],
-        WORKER,
-        LOCAL_VANTAGE,
+        c.worker or WORKER,
+        c.vantage,
     )
 
 
-def _insert_checks(rows: list[tuple]) -> None:
-    """Append the batch's checks: COPY on PostgreSQL, one executemany elsewhere.
+def _insert_checks(rows: list[tuple], *, heads: dict[int, str] | None = None) -> dict[int, str]:
+    """Append the batch's checks, chained: COPY on PostgreSQL, one executemany elsewhere.
 
     Checks are append-only evidence; they are written here and nowhere else by the monitor.
     `bulk_create` spent more time compiling SQL for 16 columns than the database spent storing them.
+    Each row is linked to its notice's check chain (compliance/evidence.py). The record step passes
+    the chain heads of the notices it read FOR UPDATE (`_fresh_rows`): no other monitor appends to
+    them meanwhile, and the moved heads are returned for `_update_notices` to write with the state
+    (a second UPDATE of each notice cost as much as the first). Without `heads` the notices are
+    locked and their heads read and stored here.
+    Returns the moved heads: notice id -> its last check's hash.
     """
+    order = _chain_order()
+    chained = rows if order is None else [tuple(r[i] for i in order) for r in rows]
+    chain = Check.evidence_chain
     if not rows:
-        return
+        return {}
+    if heads is None:
+        hashes = evidence.append_rows(chain, chained, key=_notice_of)
+    else:
+        current = {_notice_of(r): heads[_notice_of(r)] or evidence.GENESIS for r in chained}
+        hashes = evidence.link_rows(chain, chained, current, key=_notice_of)
+    heads = {_notice_of(r): h for r, h in zip(chained, hashes, strict=True)}  # the last one per notice wins
     ops = connection.ops
-    fields = [Check._meta.get_field(name) for name in CHECK_COLUMNS]
+    fields = [Check._meta.get_field(name) for name in (*CHECK_COLUMNS, "chain_hash")]
     table = ops.quote_name(Check._meta.db_table)
     columns = ", ".join(ops.quote_name(f.column) for f in fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             with cursor.cursor.copy(_pg_copy_sql()) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
+                for row, h in zip(rows, hashes, strict=True):
+                    copy.write_row((*row, h))
+            return heads
         prepared = _preparers(fields)
         placeholders = ", ".join(["%s"] * len(fields))
         cursor.executemany(
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",
-            [[p(v) if p and v is not None else v for p, v in zip(prepared, row, strict=True)] for row in rows],
+            [
+                [p(v) if p and v is not None else v for p, v in zip(prepared, (*row, h), strict=True)]
+                for row, h in zip(rows, hashes, strict=True)
+            ],
         )
+    return heads
+
+
+def _notice_of(row: tuple):
+    return row[0]
+
+
+@functools.cache
+def _chain_order() -> tuple[int, ...] | None:
+    """Where each field the check chain covers sits in a CHECK_COLUMNS row; None when the orders
+    are the same (today). A covered field missing from CHECK_COLUMNS fails here, loudly."""
+    order = tuple(CHECK_COLUMNS.index(name) for name in Check.evidence_chain.fields)
+    if order == tuple(range(len(CHECK_COLUMNS))):
+        return None
+    if order[0] != 0:
+        raise RuntimeError("the check chain must cover notice_id first")
+    return order
 
 
 def _preparers(fields) -> list:
@@ -702,15 +812,23 @@ def _preparers(fields) -> list:
     return out
 
 
-_STATE_COLUMNS = (*rules.Timing.FIELDS, "next_check_at", "lease_token", "updated_at")
+# The chain head last: `_record` puts the head `_insert_checks` moved it to in place of the one read.
+_STATE_COLUMNS = (*rules.Timing.FIELDS, "next_check_at", "lease_token", "updated_at", "check_chain_head")
 
 
 def _state_values(row: dict, new: rules.Timing, *, next_check_at: datetime | None, now: datetime) -> tuple:
-    return (row["id"], *(getattr(new, f) for f in rules.Timing.FIELDS), next_check_at, None, now)
+    return (
+        row["id"],
+        *(getattr(new, f) for f in rules.Timing.FIELDS),
+        next_check_at,
+        None,
+        now,
+        row["check_chain_head"],
+    )
 
 
 def _release_values(row: dict, *, next_check_at: datetime | None, now: datetime) -> tuple:
-    return (row["id"], *(row[f] for f in rules.Timing.FIELDS), next_check_at, None, now)
+    return (row["id"], *(row[f] for f in rules.Timing.FIELDS), next_check_at, None, now, row["check_chain_head"])
 
 
 def _update_notices(updates: list[tuple], *, token: uuid.UUID) -> None:
@@ -771,7 +889,7 @@ def _columns(updates: list[tuple]) -> list[list]:
 
 @functools.cache
 def _pg_copy_sql() -> str:
-    columns = ", ".join(Check._meta.get_field(name).column for name in CHECK_COLUMNS)
+    columns = ", ".join(Check._meta.get_field(name).column for name in (*CHECK_COLUMNS, "chain_hash"))
     return f"COPY {Check._meta.db_table} ({columns}) FROM STDIN"
 
 

@@ -200,7 +200,7 @@ def generate(
         due = notified
         failed_before = False
         checks = history.checks
-        steady_online, pending, pending_at = False, 0, t
+        steady_online, pending, pending_at, pending_kind = False, 0, t, rules.ONLINE
         latency_ms = conduct.latency_s * 1000
         online_obs = (rules.ONLINE, "online", 200, "", body_sha, body_len, ip)
         if vanished:
@@ -225,9 +225,10 @@ def generate(
                 # counters; folded in before the next real transition (tests replay every notice).
                 pending += 1
                 pending_at = t
+                pending_kind = rules.evidence(outcome, obs[1])
             else:
                 if pending:
-                    state = _fold(state, pending, pending_at)
+                    state = _fold(state, pending, pending_at, pending_kind)
                     pending = 0
                 state = rules.apply_check(
                     state, at=t, outcome=outcome, reason=obs[1], deadline_s=deadline_s, notified_at=notified
@@ -247,7 +248,7 @@ def generate(
             if t >= now:
                 break
         if pending:
-            state = _fold(state, pending, pending_at)
+            state = _fold(state, pending, pending_at, pending_kind)
         timing = {k: v.replace(tzinfo=UTC) if isinstance(v, datetime) else v for k, v in state.as_dict().items()}
         history.notices[-1].update(timing, next_check_at=due.replace(tzinfo=UTC) if due else None)
     return history
@@ -271,11 +272,14 @@ def generate_parallel(*, processes: int = 2, **kwargs) -> History:
     return merged
 
 
-def _fold(state: rules.Timing, count: int, last_at: datetime) -> rules.Timing:
-    """`count` fast-path observations up to `last_at` (see `generate`)."""
+def _fold(state: rules.Timing, count: int, last_at: datetime, last_kind: str) -> rules.Timing:
+    """`count` fast-path observations up to `last_at`, the last of evidence class `last_kind` (see `generate`)."""
+    seen = {"last_evidence": last_kind, "last_vantage": rules.DEFAULT_VANTAGE}
     if state.status == "online":
-        return replace(state, check_count=state.check_count + count, last_checked_at=last_at, last_online_at=last_at)
-    return replace(state, check_count=state.check_count + count, last_checked_at=last_at)
+        return replace(
+            state, check_count=state.check_count + count, last_checked_at=last_at, last_online_at=last_at, **seen
+        )
+    return replace(state, check_count=state.check_count + count, last_checked_at=last_at, **seen)
 
 
 # --- Loading -------------------------------------------------------------------------------------
@@ -328,7 +332,6 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
                 "updated_at": now,
             }
         )
-    insert_rows(Notice, notice_rows)
     attribution_rows = []
     for row in history.attributions:
         hoster = market.HOSTERS_BY_SLUG[row["cdn"] or row["hoster"]]
@@ -364,18 +367,35 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
                 "reason": "behind a CDN; the origin hoster given by the hotline" if row["cdn"] else "registered prefix",
             }
         )
-    insert_rows(Attribution, attribution_rows)
+    # Evidence chains (compliance/evidence.py): every notice is new, so its chains start here, in
+    # the order the rows are inserted (their ids); the heads go on the notices.
+    attribution_heads = _chain_attributions(attribution_rows)
     # Checks: tuples straight to the driver, the constant columns as literal parameters. Their
     # times are naive UTC (see generate): SQLite stores `str()` of them, PostgreSQL gets them aware.
-    constants = {"trigger": Check.Trigger.SCHEDULE, "is_truncated": False, "redirect_count": 0, "final_url": ""}
-    columns = ["notice_id", *CHECK_COLUMNS, *constants, "worker"]
-    tail = (*constants.values(), WORKER)
+    constants = {
+        "trigger": Check.Trigger.SCHEDULE,
+        "is_truncated": False,
+        "redirect_count": 0,
+        "final_url": "",
+        "worker": WORKER,
+        "vantage": "local",
+    }
+    columns = ["notice_id", *CHECK_COLUMNS, *constants, "chain_hash"]
+    tail = tuple(constants.values())
+    aware = [(ids[c[0]], c[1].replace(tzinfo=UTC), c[2].replace(tzinfo=UTC), *c[3:], *tail) for c in history.checks]
+    hashes, check_heads = _chain_checks(columns, aware)
+    for row in notice_rows:
+        row["check_chain_head"] = check_heads.get(row["id"], "")
+        row["attribution_chain_head"] = attribution_heads.get(row["id"], "")
+    insert_rows(Notice, notice_rows)
+    insert_rows(Attribution, attribution_rows)
     if connection.vendor == "sqlite":
-        params = [(ids[c[0]], str(c[1]), str(c[2]), *c[3:], *tail) for c in history.checks]
-    else:
         params = [
-            (ids[c[0]], c[1].replace(tzinfo=UTC), c[2].replace(tzinfo=UTC), *c[3:], *tail) for c in history.checks
+            (c[0], str(c[1].replace(tzinfo=None)), str(c[2].replace(tzinfo=None)), *c[3:], h)
+            for c, h in zip(aware, hashes, strict=True)
         ]
+    else:
+        params = [(*c, h) for c, h in zip(aware, hashes, strict=True)]
     if connection.vendor == "sqlite":
         # Building the check table's indexes once after the insert is faster than maintaining them
         # row by row (DDL is transactional in SQLite: a failure leaves them as they were).
@@ -398,3 +418,35 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
             for sql in connection.ops.sequence_reset_sql(no_style(), [Notice, Attribution, Check]):
                 cursor.execute(sql)
     return {"notices": len(notice_rows), "checks": len(history.checks), "attributions": len(attribution_rows)}
+
+
+def _chain_attributions(rows: list[dict]) -> dict[int, str]:
+    """Set each attribution row's `chain_hash`; returns the heads by notice id."""
+    from compliance.evidence import GENESIS
+    from monitor.models import Attribution
+
+    chain = Attribution.evidence_chain
+    defaults = {f.attname: f.get_default() for f in Attribution._meta.concrete_fields}
+    heads: dict[int, str] = {}
+    for row in rows:
+        values = [row.get(a, defaults[a]) for a in chain.fields]
+        values = [v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v for v in values]
+        row["chain_hash"] = heads[row["notice_id"]] = chain.link(heads.get(row["notice_id"], GENESIS), values)
+    return heads
+
+
+def _chain_checks(columns: list[str], rows: list[tuple]) -> tuple[list[str], dict[int, str]]:
+    """The hashes of check rows (values in `columns` order, times aware), in insertion order, and
+    the heads by notice id."""
+    from compliance.evidence import GENESIS
+    from monitor.models import Check
+
+    chain = Check.evidence_chain
+    order = [columns.index(name) for name in chain.fields]
+    heads: dict[int, str] = {}
+    hashes = []
+    link = chain.link
+    for row in rows:
+        h = heads[row[0]] = link(heads.get(row[0], GENESIS), [row[i] for i in order])
+        hashes.append(h)
+    return hashes, heads

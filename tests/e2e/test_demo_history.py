@@ -119,6 +119,13 @@ def test_loading_writes_notices_checks_and_evidence(small_history):
     call_command("verify_measurements", stdout=out)
     summary = json.loads(out.getvalue().splitlines()[-1])
     assert summary["inconsistent"] == 0 and summary["notices"] > 0
+    # The history's checks and attributions are hash-chained as the monitor chains them.
+    out = io.StringIO()
+    call_command("verify_evidence", stdout=out)
+    evidence = json.loads(out.getvalue().splitlines()[-1])
+    assert evidence["ok"] is True
+    assert evidence["chains"]["checks"]["rows"] == counts["checks"]
+    assert evidence["chains"]["attributions"]["chains"] == counts["notices"]
     ids = list(Notice.objects.order_by("id").values_list("notified_at", flat=True))
     assert ids == sorted(ids)  # ids follow the order of notification
     Notice.objects.create(  # the id sequence goes on after the explicit ids (PostgreSQL)

@@ -18,10 +18,10 @@ from django.utils import timezone
 
 from compliance import notifications, services
 from compliance.models import Notice, NoticeEmail
+from demo.sandbox.httpserver import ok
 from monitor import recheck
 from monitor.attribute import drain_attribution
 from monitor.models import Check
-from monitor.sandbox.httpserver import ok
 from tests.compliance.portal_support import make_notice
 
 # A timestamp each database stores but Python cannot read back: PostgreSQL keeps

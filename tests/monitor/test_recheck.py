@@ -352,3 +352,29 @@ def test_a_request_while_the_notice_is_leased_is_checked_right_after(db, http_se
     assert Notice.objects.get(pk=notice.pk).next_check_at <= timezone.now()
     recheck.run_batch()
     assert Check.objects.filter(notice=notice).latest("checked_at").trigger == "analyst"
+
+
+def test_the_drains_checks_are_chained_per_notice_and_verify(db, http_server):
+    """The record step links each check to its notice's chain and writes the head with the state."""
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from compliance import evidence
+
+    notices = [make_notice(http_server.set(f"/c{i}.jpg", ok(ITEM))) for i in range(3)]
+    for _round in range(3):
+        drain()
+    for notice in notices:
+        notice.refresh_from_db()
+        checks = list(Check.objects.filter(notice=notice).order_by("id"))
+        assert len(checks) == 3
+        prev = evidence.GENESIS
+        for check in checks:
+            assert check.chain_hash == Check.evidence_chain.link(prev, Check.evidence_chain.values_of(check))
+            prev = check.chain_hash
+        assert notice.check_chain_head == prev
+    out = io.StringIO()
+    call_command("verify_evidence", stdout=out)
+    assert json.loads(out.getvalue().splitlines()[-1])["chains"]["checks"] == {"rows": 9, "chains": 3, "broken": 0}
