@@ -125,7 +125,7 @@ def test_every_surface_gives_the_same_figures(every_case, client, api, analyst, 
         assert figures == report, name
 
     # The notices behind each figure of the scorecard: as many as the figure says.
-    for figure in ("notices", "removed", "within", "late", "pending", "open", "taken_down", "reappeared"):
+    for figure in (*FIGURES, "server_gone"):
         page = client.get("/scorecards/prompt/notices/", {"period": "all", "figure": figure}).context["page"]
         assert page.paginator.count == report["prompt"][figure], figure
 

@@ -212,17 +212,20 @@ def test_pages_work_without_any_notice(client, analyst, cdn, prompt_hoster):
 
 
 def test_the_survival_chart_names_a_short_deadline_in_minutes_and_keeps_two_labels_apart():
+    from django.utils import translation
+
     from reports import charts
 
     points = [(600, 0.5, 0.4, 0.6), (7200, 0.1, 0.05, 0.2)]
-    spec = charts.survival_figure(
-        {
-            "curves": [
-                {"regime": "order", "deadline_s": 180, "n": 4, "survival": points},
-                {"regime": "covenant", "deadline_s": 86400, "n": 9, "survival": points},
-            ]
-        }
-    )
+    with translation.override("en"):  # a request before may have left another language active
+        spec = charts.survival_figure(
+            {
+                "curves": [
+                    {"regime": "order", "deadline_s": 180, "n": 4, "survival": points},
+                    {"regime": "covenant", "deadline_s": 86400, "n": 9, "survival": points},
+                ]
+            }
+        )
     labels = spec["layout"]["annotations"]
     assert [a["text"] for a in labels] == ["deadline 3 min", "deadline 24 h"]  # not "deadline 0.05 h"
     assert labels[0]["y"] != labels[1]["y"]  # one under the other: close together they overprinted
