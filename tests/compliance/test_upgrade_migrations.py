@@ -53,7 +53,7 @@ def _upgrade_with_checks(executor) -> None:
     call_command("migrate", verbosity=0)  # to the latest state, chains and triggers included
 
     from compliance import evidence
-    from monitor.models import Check as LiveCheck
+    from compliance.models import Check as LiveCheck
 
     rows = list(LiveCheck.objects.filter(notice_id=notice.pk).order_by("id"))
     assert len(rows) == 3 and all(r.chain_hash for r in rows)
