@@ -18,7 +18,7 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
 ## the sandbox internet, the monitor and the web server with live notices (Ctrl-C stops them all).
 ## DEMO_ARGS passes options, e.g. DEMO_ARGS="--addrport 127.0.0.1:8001 --deadline 300" (manage.py demo --help).
 demo: $(STAMP)
-	DEBUG=on DATABASE_URL=sqlite:///demo-data/demo.sqlite3 $(BIN)/python manage.py demo $(DEMO_ARGS)
+	DEMO=on DEBUG=on DATABASE_URL=sqlite:///demo-data/demo.sqlite3 $(BIN)/python manage.py demo $(DEMO_ARGS)
 
 ## make test: install and run the test suite (DATABASE_URL selects PostgreSQL).
 test: $(STAMP)

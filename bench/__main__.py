@@ -13,6 +13,7 @@ BENCHMARKS = {
     "scorecards": "bench.scorecards_bench",  # issue 5: league table and scorecard < 1 s, CSV >= 100k rows/s
     "notifications": "bench.notifications_bench",  # issue 6: >= 100 notice e-mails/s to a loopback SMTP server
     "monitor": "bench.monitor_bench",  # issue 4: 20,000 checks through the pipeline, >= 0.5 of bare aiohttp
+    "evidence": "bench.evidence_bench",  # issue 14: verify_evidence at 1M notices, fast enough nightly
 }
 
 

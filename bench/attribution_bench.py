@@ -1,5 +1,5 @@
 """Attribution of 160,000 notices over 2,000 host names through the drain, against the loopback
-DNS server (monitor/sandbox/dnsserver.py). Target: under 60 s on the 2-core machine.
+DNS server (demo/sandbox/dnsserver.py). Target: under 60 s on the 2-core machine.
 
 Set-up (not timed): a fresh database (SQLite by default; `BENCH_DATABASE_URL=postgres://...` for
 PostgreSQL, whose database is dropped and re-created), 100 hosters and a CDN from a CSV, the
@@ -80,7 +80,7 @@ def host_plan():
 
 
 def start_dns(plan):
-    from monitor.sandbox.dnsserver import DNSServer
+    from demo.sandbox.dnsserver import DNSServer
 
     server = DNSServer(query_log_size=10).start()
     for name, (v4, v6, cname) in plan.items():

@@ -4,7 +4,7 @@ bare aiohttp loop doing only the same GETs at the same concurrency.
 Set-up (not timed): a fresh PostgreSQL database (`BENCH_DATABASE_URL`, default
 `postgres://postgres@127.0.0.1:5432/bench_monitor`, dropped and re-created), migrated; 20,000
 notices on `http://127.0.0.1:<port>/item/<n>.jpg`, all due; the loopback HTTP server of
-monitor/sandbox/httpserver.py in a process of its own, answering 200 with a small body.
+demo/sandbox/httpserver.py in a process of its own, answering 200 with a small body.
 
 Timed, each in a process of its own, in `BENCH_MONITOR_ROUNDS` (3) rounds of one after the other
 (all notices made due again before each round), so that both meet the same load of the machine:
@@ -127,7 +127,7 @@ def run() -> dict:
     _recreate_database(DATABASE_URL)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     server = subprocess.Popen(
-        [sys.executable, "-m", "monitor.sandbox.httpserver", "--bind", "127.0.0.1:0", "--body", "x" * 2048],
+        [sys.executable, "-m", "demo.sandbox.httpserver", "--bind", "127.0.0.1:0", "--body", "x" * 2048],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -6,9 +6,12 @@ notices, the other 199 share the rest by a power law. Times to takedown are logn
 hoster between ~1 h and ~2 days, sigma 1.3); notices whose takedown lies in the future are still
 online. Every notice gets checks at the times of its timing fields (online at intake, online at
 `last_online_at`, removed twice from `takedown_at`): ~3.5 checks per notice, enough for the
-queries' costs. They are not a full history: removal mechanisms other than `file_gone`,
-reappearances and check counts are drawn, not derived, so `verify_measurements` reports about a
-third of these notices (it finds the real monitor's and the demo history's consistent).
+queries' costs; and one DNS attribution. Checks and attributions are hash-chained per notice as
+the monitor writes them (compliance/evidence.py): the rows are made in PostgreSQL, hashed in
+Python and copied back, so `verify_evidence` finds them intact (the `evidence` benchmark).
+They are not a full history: removal mechanisms other than `file_gone`, reappearances and check
+counts are drawn, not derived, so `verify_measurements` reports about a third of these notices
+(it finds the real monitor's and the demo history's consistent).
 
 Column lists come from the models, so fields other engineers add (with defaults) are filled too.
 Run through `python -m bench scorecards`; re-running reuses the data when the parameters match.
@@ -22,10 +25,11 @@ import time
 from django.db import connection, transaction
 from django.utils import timezone
 
+from compliance import evidence
 from compliance.models import Hoster, HosterPrefix, Notice
-from monitor.models import Check
+from monitor.models import Attribution, Check
 
-PARAMS = {"notices": 1_000_000, "hosters": 200, "big_share": 0.4, "days": 365, "seed": 0.42, "version": 6}
+PARAMS = {"notices": 1_000_000, "hosters": 200, "big_share": 0.4, "days": 365, "seed": 0.42, "version": 7}
 
 
 def _columns(model, given: dict[str, str]) -> tuple[list[str], list[str], dict]:
@@ -113,6 +117,9 @@ def generate(log=print) -> dict:
         "notified_at": "s.notified_at",
         "deadline_s": "s.deadline_s",
         "deadline_at": "s.notified_at + make_interval(secs => s.deadline_s)",
+        "settles_at": "s.notified_at + make_interval(secs => 2 * s.deadline_s)",
+        # The 24 h covenant; the shorter deadlines are removal orders (issue 11: regimes).
+        "regime": "CASE WHEN s.deadline_s = 86400 THEN 'covenant' ELSE 'order' END",
         "status": "s.status",
         "hoster": "(%(ids)s::bigint[])[s.hix + 1]",
         "hoster_source": "'attribution'",
@@ -187,47 +194,21 @@ def generate(log=print) -> dict:
         log(f"  {cursor.rowcount:,} notices in {time.perf_counter() - started:.1f} s")
 
     t_checks = time.perf_counter()
-    check_given = {
-        "notice": "x.id",
-        "checked_at": "x.checked_at",
-        "due_at": "x.checked_at",
-        "duration_ms": "40",
-        "trigger": "'schedule'",
-        "resolved_ip": "'10.0.0.1'::inet",
-        "outcome": "x.outcome",
-        "http_status": "x.http_status",
-        "reason": "x.reason",
-        "worker": "'bench'",
-    }
-    names, exprs, params = _columns(Check, check_given)
-    check_sql = f"""
-        INSERT INTO monitor_check ({", ".join(names)})
-        SELECT {", ".join(exprs)} FROM (
-            SELECT id, notified_at + interval '30 seconds' AS checked_at, 'online' AS outcome, 200 AS http_status,
-                   'http_200' AS reason
-              FROM compliance_notice WHERE status NOT IN ('repeat', 'unresolvable', 'pending')
-            UNION ALL
-            SELECT id, last_online_at, 'online', 200, 'http_200'
-              FROM compliance_notice WHERE last_online_at > notified_at + interval '30 seconds'
-            UNION ALL
-            SELECT id, takedown_at, 'removed', 404, 'http_404' FROM compliance_notice WHERE takedown_at IS NOT NULL
-            UNION ALL
-            SELECT id, takedown_at + interval '900 seconds', 'removed', 404, 'http_404'
-              FROM compliance_notice WHERE takedown_at IS NOT NULL
-        ) x
-    """
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(check_sql, params)
-        checks = cursor.rowcount
-    log(f"  {checks:,} checks in {time.perf_counter() - t_checks:.1f} s")
+    checks = _insert_chained_checks(now)
+    log(f"  {checks:,} checks (hash-chained) in {time.perf_counter() - t_checks:.1f} s")
+    t_attr = time.perf_counter()
+    attributions = _insert_chained_attributions(now)
+    log(f"  {attributions:,} attributions (hash-chained) in {time.perf_counter() - t_attr:.1f} s")
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE compliance_notice")
         cursor.execute("ANALYZE monitor_check")
+        cursor.execute("ANALYZE monitor_attribution")
     meta = {
         "params": PARAMS,
         "generated_at": now.isoformat(),
         "notices": n,
         "checks": checks,
+        "attributions": attributions,
         "generate_s": round(time.perf_counter() - started, 1),
     }
     with connection.cursor() as cursor:
@@ -237,3 +218,116 @@ def generate(log=print) -> dict:
         )
     log(f"generated in {meta['generate_s']} s")
     return meta
+
+
+def _copy_chained(model, chain, fetch, *, const: dict, head_field: str, step: int = 50_000) -> int:
+    """COPY the rows `fetch(lo, hi)` gives for notice ids in [lo, hi) (dicts of the varying values,
+    in chain order per notice) with their hashes, range by range (a COPY cannot run beside a
+    fetch on one connection), and set the notices' chain heads from a temporary table."""
+    columns = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
+    const = {**{f.attname: f.get_default() for f in model._meta.concrete_fields}, **const}
+    heads: dict[int, str] = {}
+    link = chain.link
+    n = 0
+    table = model._meta.db_table
+    names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0) FROM compliance_notice")
+        top = cursor.fetchone()[0]
+        for lo in range(1, top + 1, step):
+            rows = fetch(cursor, lo, lo + step)
+            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for varying in rows:
+                    values = {**const, **varying}
+                    nid = values["notice_id"]
+                    h = heads[nid] = link(heads.get(nid, evidence.GENESIS), [values[a] for a in chain.fields])
+                    values["chain_hash"] = h
+                    copy.write_row(
+                        [json.dumps(v) if isinstance(v, list | dict) else v for v in (values[c] for c in columns)]
+                    )
+                    n += 1
+        cursor.execute("CREATE TEMPORARY TABLE bench_heads (id bigint PRIMARY KEY, h varchar(64)) ON COMMIT DROP")
+        with cursor.cursor.copy("COPY bench_heads (id, h) FROM STDIN") as copy:
+            for nid, h in heads.items():
+                copy.write_row((nid, h))
+        cursor.execute(f"UPDATE compliance_notice n SET {head_field} = b.h FROM bench_heads b WHERE n.id = b.id")
+    return n
+
+
+def _insert_chained_checks(now) -> int:
+    const = {
+        "duration_ms": 40,
+        "trigger": "schedule",
+        "resolved_ip": "10.0.0.1",
+        "error_kind": "",
+        "body_sha256": "",
+        "byte_count": 0,
+        "is_truncated": False,
+        "redirect_count": 0,
+        "final_url": "",
+        "worker": "bench",
+        "vantage": "local",
+    }
+    sql = """
+        WITH n AS (SELECT * FROM compliance_notice WHERE id >= %s AND id < %s)
+        SELECT id, checked_at, outcome, http_status, reason FROM (
+            SELECT id, notified_at + interval '30 seconds' AS checked_at, 'online' AS outcome, 200 AS http_status,
+                   'http_200' AS reason, 0 AS k
+              FROM n WHERE status NOT IN ('repeat', 'unresolvable', 'pending')
+            UNION ALL
+            SELECT id, last_online_at, 'online', 200, 'http_200', 1
+              FROM n WHERE last_online_at > notified_at + interval '30 seconds'
+            UNION ALL
+            SELECT id, takedown_at, 'removed', 404, 'http_404', 2 FROM n WHERE takedown_at IS NOT NULL
+            UNION ALL
+            SELECT id, takedown_at + interval '900 seconds', 'removed', 404, 'http_404', 3
+              FROM n WHERE takedown_at IS NOT NULL
+        ) x ORDER BY id, k
+    """
+
+    def fetch(cursor, lo, hi):
+        cursor.execute(sql, [lo, hi])
+        return [
+            {"notice_id": nid, "checked_at": at, "due_at": at, "outcome": outcome, "http_status": status, "reason": r}
+            for nid, at, outcome, status, r in cursor.fetchall()
+        ]
+
+    with transaction.atomic():
+        return _copy_chained(Check, Check.evidence_chain, fetch, const=const, head_field="check_chain_head")
+
+
+def _insert_chained_attributions(now) -> int:
+    const = {
+        "method": "dns",
+        "cname_chain": [],
+        "resolved_ips": ["10.0.0.1"],
+        "chosen_ip": "10.0.0.1",
+        "asn": 64500,
+        "asns": [64500],
+        "routed_prefix": "10.0.0.0/16",
+        "as_name": "BENCH-AS",
+        "as_country": "NL",
+        "registry": "ripencc",
+        "rdap": {"cidr": "10.0.0.0/16", "name": "BENCH-NET", "abuse_emails": ["abuse@bench.test"]},
+        "candidates": [{"ip": "10.0.0.1", "asn": 64500, "prefix": "10.0.0.0/16", "hoster": "bench"}],
+        "cdn_id": None,
+        "is_ambiguous": False,
+        "decided_by_id": None,
+        "reason": "registered prefix",
+    }
+    sql = (
+        "SELECT id, host, notified_at, hoster_id FROM compliance_notice"
+        " WHERE hoster_id IS NOT NULL AND id >= %s AND id < %s ORDER BY id"
+    )
+
+    def fetch(cursor, lo, hi):
+        cursor.execute(sql, [lo, hi])
+        return [
+            {"notice_id": nid, "created_at": at, "hostname": host, "hoster_id": hoster_id}
+            for nid, host, at, hoster_id in cursor.fetchall()
+        ]
+
+    with transaction.atomic():
+        return _copy_chained(
+            Attribution, Attribution.evidence_chain, fetch, const=const, head_field="attribution_chain_head"
+        )

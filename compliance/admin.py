@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext
 
-from compliance import services
+from compliance import measurements, services
 from compliance.models import Hoster, HosterASN, HosterPrefix, Membership, Notice
 
 # The product's name in the admin's header and title, not Django's ("Django-beheer").
@@ -73,6 +75,7 @@ class NoticeAddForm(forms.ModelForm):
                 content_sha256=cleaned.get("content_sha256", ""),
                 hoster=cleaned["hoster_slug"].slug if cleaned.get("hoster_slug") else "",
                 deadline_s=cleaned.get("deadline_s"),
+                source=cleaned.get("source") or "admin",
                 now=timezone.now(),
             )
         except services.NoticeInputError as exc:
@@ -82,6 +85,44 @@ class NoticeAddForm(forms.ModelForm):
 
     def _post_clean(self):
         pass  # the intake service validates; the model instance is built by the service
+
+
+class WithdrawForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), max_length=2000, label=capfirst(_("why"))
+    )
+
+
+@admin.action(description=_("Withdraw the selected notices (sent in error)…"))
+def withdraw(modeladmin, request, queryset):
+    """An intermediate page: the analyst says why; the notices become `withdrawn`, audited
+    (compliance.measurements.notice_withdraw)."""
+    form = WithdrawForm(request.POST if "apply" in request.POST else None)
+    if "apply" in request.POST and form.is_valid():
+        count = measurements.notice_withdraw(
+            notice_ids=list(queryset.values_list("id", flat=True)),
+            reason=form.cleaned_data["reason"],
+            user=request.user,
+            request=request,
+        )
+        modeladmin.message_user(
+            request,
+            ngettext("%(count)d notice withdrawn.", "%(count)d notices withdrawn.", count) % {"count": count},
+            messages.SUCCESS,
+        )
+        return None
+    return TemplateResponse(
+        request,
+        "admin/compliance/notice/withdraw.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": _("Withdraw notices"),
+            "form": form,
+            "notices": queryset,
+            "opts": modeladmin.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        },
+    )
 
 
 @admin.register(Notice)
@@ -97,7 +138,16 @@ class NoticeAdmin(admin.ModelAdmin):
         "is_behind_cdn",
         "source",
     ]
-    list_filter = ["status", "attribution_state", "is_behind_cdn", "is_ambiguous", "source", "removal_mechanism"]
+    list_filter = [
+        "status",
+        "regime",
+        "attribution_state",
+        "is_behind_cdn",
+        "is_ambiguous",
+        "source",
+        "removal_mechanism",
+    ]
+    actions = [withdraw]
     search_fields = ["url", "reference", "host", "=id"]
     list_select_related = ["hoster"]
     show_full_result_count = False  # counting 10^6 rows on every page view is wasted work
@@ -136,7 +186,7 @@ class NoticeAdmin(admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         notice, outcome = services.notice_create(
-            data=form.notice_input, source=form.cleaned_data.get("source") or "admin", now=timezone.now()
+            data=form.notice_input, source=form.notice_input.source, now=timezone.now()
         )
         form.instance = notice
         obj.pk = notice.pk

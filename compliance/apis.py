@@ -6,6 +6,7 @@ from datetime import UTC
 
 import django_filters
 from django import forms as django_forms
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import permissions, serializers, status, viewsets
@@ -186,18 +187,32 @@ class NoticeDetailSerializer(NoticeSerializer):
 
 class NoticeCreateSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=4096, trim_whitespace=False)
-    notified_at = serializers.CharField(required=False, allow_blank=True, help_text="ISO 8601 with UTC offset")
-    reference = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    content_sha256 = serializers.CharField(required=False, allow_blank=True)
-    hoster = serializers.CharField(required=False, allow_blank=True, help_text="hoster slug, if already known")
-    deadline_s = serializers.IntegerField(required=False, min_value=1, help_text="shorter deadline, e.g. 3600")
+    notified_at = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="ISO 8601 with UTC offset, from 2000-01-01 to 5 minutes ahead of the server's clock",
+    )
+    reference = serializers.CharField(required=False, allow_blank=True, max_length=services.REFERENCE_MAX)
+    content_sha256 = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    hoster = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="hoster slug, if already known"
+    )
+    deadline_s = serializers.IntegerField(
+        required=False,
+        min_value=services.DEADLINE_MIN_S,
+        max_value=services.DEADLINE_MAX_S,
+        # The intake's own words (compliance/services.py), as the import and the admin give them.
+        error_messages={"min_value": services.DEADLINE_RANGE_MESSAGE, "max_value": services.DEADLINE_RANGE_MESSAGE},
+        help_text="a deadline of its own in seconds, e.g. 3600 (1 s to 365 days)",
+    )
     regime = serializers.ChoiceField(
         choices=Notice.Regime.choices,
         required=False,
         allow_blank=True,
         help_text="covenant (default), order (a removal order; the default when deadline_s is given), other",
     )
-    source = serializers.CharField(required=False, max_length=100, default="api")
+    source = serializers.CharField(required=False, max_length=services.SOURCE_MAX, default="api")
 
 
 class HosterSerializer(serializers.ModelSerializer):
@@ -296,17 +311,21 @@ class NoticeViewSet(viewsets.ReadOnlyModelViewSet):
                 hoster=values.get("hoster", ""),
                 deadline_s=values.get("deadline_s"),
                 regime=values.get("regime", ""),
+                source=values["source"],
                 now=now,
             )
         except services.NoticeInputError as exc:
             return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
-        notice, outcome = services.notice_create(data=data, source=values["source"], now=now)
-        if outcome == "duplicate":
-            return Response(
-                {"detail": "a notice with this source and reference exists", "id": notice.pk},
-                status=status.HTTP_409_CONFLICT,
-            )
-        body = NoticeSerializer(notice, context=self.get_serializer_context()).data
+        # The answer is built inside the write's transaction: if building it fails, nothing is
+        # saved (a value that could be stored but not shown was once saved behind a 400).
+        with transaction.atomic():
+            notice, outcome = services.notice_create(data=data, source=data.source, now=now)
+            if outcome == "duplicate":
+                return Response(
+                    {"detail": "a notice with this source and reference exists", "id": notice.pk},
+                    status=status.HTTP_409_CONFLICT,
+                )
+            body = NoticeSerializer(notice, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED)
 
 

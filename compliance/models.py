@@ -9,7 +9,7 @@ that still saw it) giving the measurement's precision.
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -19,6 +19,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
+from compliance.evidence import Chain
+
 
 def local_datetime(moment: datetime) -> str:
     """A moment as people read it in names (admin titles, choices): the language's short format, in
@@ -27,6 +29,57 @@ def local_datetime(moment: datetime) -> str:
 
 
 sha256_validator = RegexValidator(r"^[0-9a-f]{64}$", _("a SHA-256 is 64 lower-case hexadecimal characters"))
+
+
+# --- Evidence is append-only -----------------------------------------------------------------------
+# Checks, attributions, RDAP records (monitor/models.py), delivery and audit events (below) are
+# written once and never changed or deleted. Three layers keep them so:
+# 1. the ORM: `save()` of an existing row, `delete()`, and queryset `update()`/`delete()` raise
+#    AppendOnlyError (here);
+# 2. the database: triggers refuse UPDATE and DELETE whoever sends them, raw SQL included
+#    (compliance/migrations/0007_evidence_append_only.py, monitor/migrations/0007_...);
+# 3. the hash chains (compliance/evidence.py): an owner who drops the triggers and edits a row is
+#    found by `verify_evidence`.
+
+
+class AppendOnlyError(ValueError):
+    """Evidence rows are written once and never changed or deleted.
+
+    A ValueError (as the audit trail's first guard raised), so callers that caught that still do."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: no update")
+
+    def delete(self):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: no delete")
+
+    # bulk_update goes through update(), so it is refused too.
+
+
+class AppendOnlyModel(models.Model):
+    """Insert-only rows. A model with `evidence_chain` (compliance/evidence.py) is hash-chained:
+    `save()` of a new row locks its chain's head, links the row to it and moves the head on."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+    evidence_chain = None  # a compliance.evidence.Chain for chained models
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only: no update")
+        if self.evidence_chain is None:
+            super().save(*args, **kwargs)
+            return
+        from compliance import evidence
+
+        evidence.save_linked(self, lambda: super(AppendOnlyModel, self).save(*args, **kwargs))
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only: no delete")
 
 
 class Hoster(models.Model):
@@ -103,6 +156,15 @@ class HosterPrefix(models.Model):
         super().save(*args, **kwargs)
 
 
+# What the database itself accepts for a notice (CheckConstraints below), whoever writes: every
+# value inside can be read back by Python on both databases and computed with (a deadline of a
+# year, schedules). Intake's own ranges are narrower (compliance/services.py: notified_at not
+# after now + 5 minutes).
+NOTIFIED_AT_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+NOTIFIED_AT_CEILING = datetime(2200, 1, 1, tzinfo=UTC)
+DEADLINE_S_MAX = 365 * 86400
+
+
 class Notice(models.Model):
     """One reported URL sent to a hoster, and the state of its measurement."""
 
@@ -174,8 +236,16 @@ class Notice(models.Model):
     )
     deadline_s = models.PositiveIntegerField(verbose_name=_("deadline (seconds)"), validators=[MinValueValidator(1)])
     regime = models.CharField(verbose_name=_("regime"), max_length=20, choices=Regime.choices, default=Regime.COVENANT)
-    # notified_at + deadline_s, stored so that SQL can filter and aggregate on it.
+    # notified_at + deadline_s, and notified_at + 2 x deadline_s (when a provisional server-gone
+    # takedown settles: compliance/rules.py), stored so that SQL can filter and aggregate on them.
+    # Both are set by `Notice.timeline` and nowhere else.
     deadline_at = models.DateTimeField(verbose_name=_("deadline"), null=True, blank=True)
+    settles_at = models.DateTimeField(
+        verbose_name=_("settles"),
+        null=True,
+        blank=True,
+        help_text=_("one deadline after the deadline: a provisional server-gone takedown is decided by then"),
+    )
 
     status = models.CharField(verbose_name=_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
 
@@ -228,6 +298,8 @@ class Notice(models.Model):
     is_displaced = models.BooleanField(verbose_name=_("displaced"), default=False)
     reappearance_count = models.PositiveIntegerField(verbose_name=_("reappearances"), default=0)
     reappeared_at = models.DateTimeField(verbose_name=_("reappeared"), null=True, blank=True)
+    # Server-gone takedowns annulled because the content came back before they settled (rules.py).
+    annulled_takedowns = models.PositiveIntegerField(verbose_name=_("annulled server-gone takedowns"), default=0)
 
     # The hoster's response (portal and hoster API).
     acknowledged_at = models.DateTimeField(verbose_name=_("acknowledged"), null=True, blank=True)
@@ -238,6 +310,13 @@ class Notice(models.Model):
     # An analyst's close (status `withdrawn`): the notice was sent in error. Audited; outside every rate.
     withdrawn_at = models.DateTimeField(verbose_name=_("withdrawn"), null=True, blank=True)
     withdrawn_reason = models.TextField(verbose_name=_("reason for withdrawal"), blank=True, max_length=2000)
+
+    # The heads of the notice's evidence chains (compliance/evidence.py): the hash of its last check
+    # and of its last attribution. Moved on by the writer that holds the notice's row lock.
+    check_chain_head = models.CharField(verbose_name=_("check chain head"), max_length=64, blank=True, default="")
+    attribution_chain_head = models.CharField(
+        verbose_name=_("attribution chain head"), max_length=64, blank=True, default=""
+    )
 
     created_at = models.DateTimeField(verbose_name=_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(verbose_name=_("updated"), auto_now=True)
@@ -256,6 +335,16 @@ class Notice(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(repeat_of__isnull=True) | Q(status="repeat"), name="notice_repeat_has_repeat_status"
+            ),
+            # Issue 14: a year-1 notified_at was stored on PostgreSQL as a BC timestamp no reader
+            # could load, and every page, report and drain over it failed.
+            models.CheckConstraint(
+                condition=Q(notified_at__isnull=True)
+                | Q(notified_at__gte=NOTIFIED_AT_FLOOR, notified_at__lt=NOTIFIED_AT_CEILING),
+                name="notice_notified_at_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(deadline_s__gte=1, deadline_s__lte=DEADLINE_S_MAX), name="notice_deadline_s_range"
             ),
         ]
         indexes = [
@@ -282,47 +371,75 @@ class Notice(models.Model):
             ),
             # runmonitor's notifications drain (NOTIFY_BY_EMAIL=on): notices waiting for their first e-mail.
             models.Index(fields=["id"], condition=Q(notified_at__isnull=True), name="notice_to_notify"),
+            # runmonitor's rollup drain (reports/rollups.py): the notices changed since its last pass.
+            models.Index(fields=["updated_at"], name="notice_updated"),
         ]
 
     def __str__(self) -> str:
         return _("notice %(id)s (%(host)s)") % {"id": self.pk, "host": self.host}
 
+    # Written only by the evidence writers (compliance/evidence.py), under the notice's row lock.
+    CHAIN_HEAD_FIELDS = ("check_chain_head", "attribution_chain_head")
+
     def save(self, *args, **kwargs):
-        self.deadline_at = self.compute_deadline_at()
+        self.deadline_at, self.settles_at = self.timeline(self.notified_at, self.deadline_s)
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            # A full save of an instance read earlier must not put back a chain head that a check
+            # or attribution has moved on since (that would fork the chain): every field but those.
+            # (Deferred fields stay out, as Django's own save leaves them.)
+            deferred = self.get_deferred_fields()
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in self.CHAIN_HEAD_FIELDS and f.attname not in deferred
+            ]
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "notified_at" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "deadline_at"}
+            kwargs["update_fields"] = {*update_fields, "deadline_at", "settles_at"}
         super().save(*args, **kwargs)
+
+    @staticmethod
+    def timeline(notified_at: datetime | None, deadline_s: int) -> tuple[datetime | None, datetime | None]:
+        """`(deadline_at, settles_at)` of a notice notified at `notified_at`: the one home of both."""
+        from compliance import rules
+
+        if notified_at is None:
+            return None, None
+        return notified_at + timedelta(seconds=deadline_s), rules.settles_at(notified_at, deadline_s)
 
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
 
     @property
-    def is_measured(self) -> bool:
-        """Counts in compliance figures: notified, not a repeat, not unresolvable."""
-        return self.notified_at is not None and self.status not in (self.Status.REPEAT, self.Status.UNRESOLVABLE)
+    def ttt_s(self) -> float | None:
+        """Time to takedown in seconds (CONTRACT.md), rounded up to the millisecond: never below
+        `takedown_at - notified_at`, which is an observation (rules.seconds_up)."""
+        from compliance import rules
 
-    def compute_deadline_at(self) -> datetime | None:
-        return self.notified_at + timedelta(seconds=self.deadline_s) if self.notified_at else None
-
-    @property
-    def ttt_s(self) -> int | None:
-        """Time to takedown in seconds (CONTRACT.md)."""
         if self.takedown_at and self.notified_at:
-            return int((self.takedown_at - self.notified_at).total_seconds())
+            return rules.seconds_up(self.takedown_at - self.notified_at)
         return None
 
     @property
-    def precision_s(self) -> int | None:
-        """Width of the interval in which the removal happened: takedown_at - last_online_at.
+    def precision_s(self) -> float | None:
+        """Width of the interval in which the removal happened: takedown_at - last_online_at, rounded
+        up to the millisecond. Without any online observation the interval starts at notification."""
+        from compliance import rules
 
-        Without any online observation the interval starts at notification.
-        """
         if not self.takedown_at:
             return None
         start = self.last_online_at or self.notified_at
-        return int((self.takedown_at - start).total_seconds()) if start else None
+        return rules.seconds_up(self.takedown_at - start) if start else None
+
+    @property
+    def is_provisional(self) -> bool:
+        """A server-gone takedown that has not settled yet (rules.is_provisional)."""
+        from compliance import rules
+
+        return rules.is_provisional(
+            removal_mechanism=self.removal_mechanism, takedown_at=self.takedown_at, settles_at=self.settles_at
+        )
 
     def verdict(self, now: datetime) -> str | None:
         from compliance import rules
@@ -331,10 +448,13 @@ class Notice(models.Model):
             status=self.status,
             notified_at=self.notified_at,
             deadline_at=self.deadline_at,
+            settles_at=self.settles_at,
             takedown_at=self.takedown_at,
             offline_since=self.offline_since,
             unreachable_since=self.unreachable_since,
             is_displaced=self.is_displaced,
+            removal_mechanism=self.removal_mechanism,
+            hoster_id=self.hoster_id,
             now=now,
         )
 
@@ -546,7 +666,7 @@ class NoticeEmail(models.Model):
         }
 
 
-class DeliveryEvent(models.Model):
+class DeliveryEvent(AppendOnlyModel):
     """What happened to one delivery attempt (or a later bounce), per hoster: evidence, append-only.
 
     A hoster whose abuse address refuses or bounces notices is a finding, not an excuse.
@@ -584,14 +704,9 @@ class DeliveryEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.get_outcome_display()} ({self.to_address})"
 
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise ValueError("delivery events are append-only")
-        super().save(*args, **kwargs)
 
-
-class AuditEvent(models.Model):
-    """Who did what, when: the trail of analysts' and hosters' actions (append-only).
+class AuditEvent(AppendOnlyModel):
+    """Who did what, when: the trail of analysts' and hosters' actions (append-only, hash-chained).
 
     Semantic events (`notice.acknowledge`, `dispute.answer`, `login.failed`, ...) come from the
     services; every other state-changing request by a signed-in user is recorded as `request`
@@ -611,8 +726,11 @@ class AuditEvent(models.Model):
     actor_username = models.CharField(verbose_name=_("user name"), max_length=150, blank=True)
     actor_role = models.CharField(verbose_name=_("role"), max_length=20, blank=True)
     action = models.CharField(verbose_name=_("action"), max_length=50)
+    # PROTECT: the notice is part of the chained evidence (a notice is never deleted anyway). The
+    # actor and the hoster may still go (SET_NULL, the one UPDATE the database allows on this table):
+    # the chain covers the actor's name and role as text, not these two ids.
     notice = models.ForeignKey(
-        Notice, verbose_name=_("notice"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Notice, verbose_name=_("notice"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     hoster = models.ForeignKey(
         Hoster, verbose_name=_("hoster"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -624,6 +742,16 @@ class AuditEvent(models.Model):
         verbose_name=_("path"), max_length=500, blank=True, help_text=_("the request path, never its query string")
     )
     status_code = models.PositiveSmallIntegerField(verbose_name=_("status code"), null=True, blank=True)
+    chain_hash = models.CharField(
+        verbose_name=_("chain hash"),
+        max_length=64,
+        blank=True,
+        help_text=_("SHA-256 of the previous event's hash and this event (compliance/evidence.py)"),
+    )
+
+    # One chain over the whole trail, head in ChainHead "audit". The actor's and hoster's ids are
+    # not covered: they may become NULL when a user or hoster is deleted (the name stays, covered).
+    evidence_chain = Chain("audit", group=None, exclude=("actor_id", "hoster_id"))
 
     class Meta:
         verbose_name = _("audit event")
@@ -638,10 +766,40 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{local_datetime(self.at)} {self.actor_username or '-'} {self.action}"
 
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise ValueError("audit events are append-only")
-        super().save(*args, **kwargs)
-
     def delete(self, *args, **kwargs):
         raise ValueError("audit events are append-only")
+
+
+class MethodologyRecord(models.Model):
+    """A methodology version and the settings that tuned it, as used here (compliance/methodology.py):
+    one row per distinct combination, with when it was first and last seen in use."""
+
+    version = models.CharField(verbose_name=_("version"), max_length=20)
+    settings = models.JSONField(verbose_name=_("settings"), default=dict)
+    fingerprint = models.CharField(verbose_name=_("fingerprint"), max_length=64, unique=True)
+    first_seen_at = models.DateTimeField(verbose_name=_("first in use"))
+    last_seen_at = models.DateTimeField(verbose_name=_("last in use"))
+
+    class Meta:
+        verbose_name = _("methodology in use")
+        verbose_name_plural = _("methodologies in use")
+        ordering = ["first_seen_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.version} ({local_datetime(self.first_seen_at)})"
+
+
+class ChainHead(models.Model):
+    """The head of a global evidence chain (the audit trail's): its row lock serialises the writers,
+    so concurrent requests and monitors never fork the chain (compliance/evidence.py)."""
+
+    name = models.CharField(verbose_name=_("chain"), max_length=50, primary_key=True)
+    head = models.CharField(verbose_name=_("head"), max_length=64, blank=True)
+    length = models.PositiveBigIntegerField(verbose_name=_("length"), default=0)
+
+    class Meta:
+        verbose_name = _("evidence chain head")
+        verbose_name_plural = _("evidence chain heads")
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.head[:12]}… ({self.length})"

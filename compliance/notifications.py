@@ -52,6 +52,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from compliance import services
 from compliance.models import DeliveryEvent, Notice, NoticeEmail
 from monitor import jobs
 
@@ -191,11 +192,30 @@ def claim_due(*, now: datetime, limit: int) -> list[NoticeEmail]:
         NoticeEmail.objects.filter(pk__in=ids, state__in=CLAIMABLE, due_at__lte=now).update(
             state=State.CLAIMED, claim_token=token, due_at=now + lease
         )
-    return list(
+    claimed = (
         NoticeEmail.objects.filter(claim_token=token, state=State.CLAIMED)
         .select_related("notice", "notice__hoster")
         .order_by("due_at", "id")
     )
+    try:
+        with transaction.atomic():  # a savepoint, should the caller hold a transaction
+            return list(claimed)
+    except services.UNREADABLE_ROW_ERRORS:
+        log.warning("notice e-mails: a claimed e-mail's notice cannot be read; reading one by one", exc_info=True)
+    rows = []
+    for pk in ids:
+        try:
+            with transaction.atomic():
+                rows.extend(claimed.filter(pk=pk))
+        except services.UNREADABLE_ROW_ERRORS:
+            # One unreadable notice never holds up the others' e-mails: this one waits, logged.
+            log.exception("notice e-mail %s: its notice cannot be read; pushed forward", pk)
+            NoticeEmail.objects.filter(pk=pk, claim_token=token, state=State.CLAIMED).update(
+                state=State.RETRY,
+                due_at=timezone.now() + services.BAD_ROW_DELAY,
+                last_error="its notice cannot be read (see the monitor's log)",
+            )
+    return rows
 
 
 # --- Deciding and sending -----------------------------------------------------------------------
@@ -399,12 +419,12 @@ def _record_sent(row: NoticeEmail, notice: Notice, *, accepted_at: datetime) -> 
 
 
 def _notice_notified(row: NoticeEmail, notice: Notice, accepted_at: datetime) -> None:
-    deadline_at = accepted_at + timedelta(seconds=notice.deadline_s)
+    deadline_at, settles_at = Notice.timeline(accepted_at, notice.deadline_s)
     # Only if still un-notified: an analyst's own notified_at is never overwritten.
     if Notice.objects.filter(pk=notice.pk, notified_at__isnull=True).update(
-        notified_at=accepted_at, deadline_at=deadline_at
+        notified_at=accepted_at, deadline_at=deadline_at, settles_at=settles_at
     ):
-        notice.notified_at, notice.deadline_at = accepted_at, deadline_at
+        notice.notified_at, notice.deadline_at, notice.settles_at = accepted_at, deadline_at, settles_at
         follow_ups = [
             NoticeEmail(
                 notice=notice,

@@ -6,17 +6,43 @@ any of them requires bumping `settings.METHODOLOGY_VERSION`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 WITHIN = "within"
 LATE = "late"
 PENDING = "pending"
 VERDICTS = (WITHIN, LATE, PENDING)
 
-# Statuses whose notices carry no verdict of their own (CONTRACT: only measurements count).
-_UNMEASURED = frozenset({"repeat", "unresolvable"})
+# Statuses that are never a measurement of their own (CONTRACT: only measurements count): a repeat
+# notice of an open one, and a notice an analyst withdrew (sent in error). `unresolvable` is
+# unmeasured too, and only ever given to a notice without a hoster (see UNRESOLVABLE below).
+REPEAT, WITHDRAWN, UNRESOLVABLE = "repeat", "withdrawn", "unresolvable"
+UNMEASURED_STATUSES = (REPEAT, WITHDRAWN, UNRESOLVABLE)
+
+# A server-gone takedown is provisional until `settles_at`: one deadline after the deadline, 2 D
+# from notification. Content seen again before then annuls it; after, it is a reappearance.
+SETTLE_AFTER_DEADLINES = 2.0
+
+
+def settles_at(notified_at: datetime, deadline_s: float) -> datetime:
+    """When a provisional server-gone takedown of a notice notified at `notified_at` settles."""
+    return notified_at + timedelta(seconds=SETTLE_AFTER_DEADLINES * deadline_s)
+
+
+def seconds_up(delta: timedelta) -> float:
+    """A duration in seconds, rounded UP to the millisecond: times built on observations are upper
+    bounds (a takedown was seen at `takedown_at`, not before), so no rounding may make them smaller."""
+    microseconds = delta // timedelta(microseconds=1)
+    return math.ceil(microseconds / 1000) / 1000
+
+
+def is_provisional(*, removal_mechanism: str, takedown_at: datetime | None, settles_at: datetime | None) -> bool:
+    """A server-gone takedown the settling rule has not decided yet (it is decided by time:
+    `verdict` treats it as pending while `now < settles_at`)."""
+    return removal_mechanism == SERVER_GONE and takedown_at is not None and settles_at is not None
 
 
 def verdict(
@@ -25,34 +51,54 @@ def verdict(
     notified_at: datetime | None,
     deadline_at: datetime | None,
     takedown_at: datetime | None,
+    settles_at: datetime | None = None,
     offline_since: datetime | None = None,
     unreachable_since: datetime | None = None,
     is_displaced: bool = False,
+    removal_mechanism: str = "",
+    hoster_id: int | None = 0,
     now: datetime,
 ) -> str | None:
     """`within`, `late` or `pending` for a notice; None for a notice that is not a measurement.
 
-    1. A confirmed takedown decides: within when `takedown_at <= deadline_at`, otherwise late.
+    1. Not a measurement (repeat, withdrawn, unresolvable without a hoster): no verdict.
+    2. A server-gone takedown waits (pending) until it settles at `settles_at` (2 D after
+       notification): content seen again before then annuls it (`apply_check`).
+    3. A confirmed takedown decides: within when `takedown_at <= deadline_at`, otherwise late.
        A displacement (the URL now served from another hoster, mechanism `moved`) is not
        compliance: by the deadline it has no verdict (out of the rate, counted as displaced),
        after it the content stayed on this hoster past the deadline: late.
-    2. Not notified yet, or the deadline has not passed: pending.
-    3. Past the deadline without a confirmed takedown: late, unless an offline (or unreachable)
-       streak that began at or before the deadline is still waiting for confirmation; then the
-       verdict waits too (pending), because confirmation may date the takedown before the deadline.
+    4. Not notified yet, or the deadline has not passed: pending.
+    5. Past the deadline without a confirmed takedown: late, unless an offline (or unreachable)
+       streak that began at or before the deadline is still waiting for confirmation, and at the
+       latest until `settles_at`; then the verdict waits too (pending), because confirmation may
+       date the takedown before the deadline.
+    `selectors.verdict_expression` is this function in SQL; a test keeps the two equal.
     """
-    if status in _UNMEASURED:
+    if not is_measured(status=status, hoster_id=hoster_id):
         return None
     if takedown_at is not None and deadline_at is not None:
+        if removal_mechanism == SERVER_GONE and settles_at is not None and now < settles_at:
+            return PENDING
         if takedown_at <= deadline_at:
             return None if is_displaced else WITHIN
         return LATE
     if notified_at is None or deadline_at is None or now <= deadline_at:
         return PENDING
-    for streak_start in (offline_since, unreachable_since):
-        if streak_start is not None and streak_start <= deadline_at:
-            return PENDING
+    if settles_at is None or now < settles_at:
+        for streak_start in (offline_since, unreachable_since):
+            if streak_start is not None and streak_start <= deadline_at:
+                return PENDING
     return LATE
+
+
+def is_measured(*, status: str, hoster_id: int | None) -> bool:
+    """Counts in compliance figures (selectors.measured_notices is the SQL twin, which also asks for
+    `notified_at`): not a repeat, not withdrawn; `unresolvable` only ever without a hoster, and a
+    notice with a hoster counts whatever its status (a stale `unresolvable` one included)."""
+    if status in (REPEAT, WITHDRAWN):
+        return False
+    return not (status == UNRESOLVABLE and hoster_id is None)
 
 
 def compliance_rate(within: int, late: int) -> float | None:
@@ -61,33 +107,60 @@ def compliance_rate(within: int, late: int) -> float | None:
     return within / decided if decided else None
 
 
-# --- The accounting of checks: observations -> a notice's timing state (issue 4) ------------------
+# --- The accounting of checks: observations -> a notice's timing state ----------------------------
 #
 # Every timing field of a notice is a fold of `apply_check` over its checks in time order, so
 # `replay(checks)` recomputes them from the evidence and every number can be traced to its checks.
+# docs/methodology.md ("Evidence") says the same in words; methodology 2.0.
 #
-# Observation kinds (`Check.outcome`): online, removed (a definitive observation of absence),
-# transient (a fault that says nothing about the content), refused (the checker would not connect:
-# a non-public address). The rules:
+# A check's `outcome` (Check.Outcome, written by monitor/outcomes.py) and `reason` give its
+# *evidence class* (`evidence`), which is all the accounting reads:
 #
-# 1. online: `last_online_at` moves (until the first takedown, which freezes it: it is the last
-#    observation before the takedown); both streaks end. A notice removed before comes back as
-#    `reappeared` (counted in `reappearance_count`, `reappeared_at`); its first takedown keeps
-#    defining the time to takedown.
-# 2. removed: starts or extends the offline streak (`offline_since`, `offline_streak`) and ends the
-#    unreachable streak (the server answered). `confirmations` (2) consecutive removed
-#    observations confirm the takedown, timed at the first of them. Transient and refused
-#    observations in between neither extend nor break the streak: they say nothing about the content.
-# 3. transient / refused: start or extend the unreachable streak (`unreachable_since`,
-#    `unreachable_streak`); never a takedown by itself. Only when it has lasted
-#    `server_gone_checks` (3) checks spanning `server_gone_share` (1/4) of the deadline is the
-#    server gone: a takedown timed at the first observation of the streak (or of an earlier
-#    unconfirmed offline streak), mechanism `server_gone`. Reasons in NEUTRAL_REASONS (the host
-#    never resolved; a 2xx body that arrived too slowly) say nothing about reachability either.
-# 4. The removal mechanism is that of the observation that confirmed the takedown; `moved` marks
-#    the notice displaced (the URL is now served from another hoster).
+# - ONLINE: the content is served (the same body hash, or a 2xx where no hash is known).
+# - ABSENT: evidence of absence: 404, 410, 451, NXDOMAIN of a name that resolved, other content where
+#   the hash is known, a placeholder, a redirect away, `moved` (displaced); and, for a notice that has
+#   a hoster, a host name that does not resolve (the hotline saw the content when it was reported:
+#   decided as a 404 would be).
+# - UNREACHABLE: a network-level failure before any response: connection refused or timed out, no
+#   route, reset or closed before any response, a name with no address, a non-public address.
+# - ANSWERED: no evidence, but the server answered: 403, 429, any 5xx, other 4xx, a stalled body, a
+#   protocol or TLS error. Never a takedown, however long it lasts; it ends an unreachable streak.
+# - NEUTRAL: no evidence at all (the resolver failed, the checker failed, a name that never resolved
+#   for a notice without hoster): changes nothing but the check count.
+#
+# The rules:
+# 1. ONLINE: `last_online_at` moves (until the first takedown, which freezes it); both streaks end.
+#    A provisional server-gone takedown (seen before `settles_at`) is annulled: the outage was not a
+#    takedown, the notice is measured as if it had stayed online (`annulled_takedowns` counts it).
+#    Any other takedown stays, and the notice is `reappeared` (its first takedown keeps defining the
+#    time to takedown).
+# 2. ABSENT: starts or extends the offline streak; `confirmations` (2) consecutive ABSENT
+#    observations confirm the takedown, timed at the first of them. ANSWERED, UNREACHABLE and NEUTRAL
+#    observations in between neither extend nor break it. On a provisional server-gone takedown,
+#    confirmed absence settles it: the mechanism becomes the absence's, the time stays.
+# 3. UNREACHABLE: starts or extends the unreachable streak. When it has lasted `server_gone_checks`
+#    (3) checks spanning `server_gone_share` (1/4) of the deadline, the server is gone: a takedown
+#    timed at the first observation of the streak (or of an earlier unconfirmed offline streak),
+#    mechanism `server_gone`, provisional until `settles_at`.
+# 4. ANSWERED: ends the unreachable streak (the server is there), nothing else.
+# 5. The removal mechanism is that of the observation that confirmed the takedown; `moved` marks the
+#    notice displaced.
 
-ONLINE, REMOVED, TRANSIENT, REFUSED = "online", "removed", "transient", "refused"
+ONLINE, REMOVED, TRANSIENT, REFUSED, NO_EVIDENCE = "online", "removed", "transient", "refused", "no_evidence"
+OUTCOMES = (ONLINE, REMOVED, TRANSIENT, REFUSED, NO_EVIDENCE)  # Check.Outcome's values
+
+# Evidence classes (see above).
+ABSENT, UNREACHABLE, ANSWERED, NEUTRAL = "absent", "unreachable", "answered", "neutral"
+
+# Reasons of a failure before any response: the only ones that can add up to "server gone".
+NETWORK_REASONS = frozenset(
+    {"connect_refused", "connect_error", "connect_timeout", "reset", "disconnected", "dns_no_answer", "os_error"}
+)
+# Reasons of a check where the server did answer, but neither with the content nor with its absence.
+ANSWERED_REASONS = frozenset(
+    {"slow_body", "body_reset", "body_disconnected", "payload_error", "protocol_error", "tls", "timeout"}
+)
+NEVER_RESOLVED = "never_resolved"
 
 MECHANISM_BY_REASON = {
     "http_404": "file_gone",
@@ -98,11 +171,29 @@ MECHANISM_BY_REASON = {
     "redirect_front_page": "replaced",
     "redirect_removed_page": "replaced",
     "nxdomain": "domain_gone",
+    NEVER_RESOLVED: "domain_gone",
     "moved": "moved",
 }
 SERVER_GONE = "server_gone"
-NEUTRAL_REASONS = frozenset({"never_resolved", "slow_body"})
-_CLOSED_UNMEASURED = frozenset({"repeat", "unresolvable"})
+OPEN_STATUSES = ("pending", "online", "reappeared")
+
+
+def evidence(outcome: str, reason: str, *, has_hoster: bool = True) -> str:
+    """The evidence class of one check (see above). Reads checks of every methodology version:
+    before 2.0 a 403 or 503 was recorded as `transient` with reason `http_403`, now `no_evidence`."""
+    if outcome == ONLINE:
+        return ONLINE
+    if outcome == REMOVED:
+        return ABSENT
+    if reason == NEVER_RESOLVED:
+        return ABSENT if has_hoster else NEUTRAL
+    if outcome == REFUSED:
+        return UNREACHABLE
+    if outcome == TRANSIENT and reason in NETWORK_REASONS:
+        return UNREACHABLE
+    if reason.startswith("http_") or reason in ANSWERED_REASONS:
+        return ANSWERED
+    return NEUTRAL
 
 
 @dataclass(frozen=True)
@@ -122,6 +213,7 @@ class Timing:
     is_displaced: bool = False
     reappearance_count: int = 0
     reappeared_at: datetime | None = None
+    annulled_takedowns: int = 0
 
     FIELDS = (
         "status",
@@ -137,6 +229,7 @@ class Timing:
         "is_displaced",
         "reappearance_count",
         "reappeared_at",
+        "annulled_takedowns",
     )
 
     @classmethod
@@ -151,7 +244,8 @@ class Timing:
 
 @dataclass(frozen=True)
 class Rules:
-    """The tunable constants of the accounting (settings MONITOR_CONFIRMATIONS, MONITOR_SERVER_GONE_*)."""
+    """The tunable constants of the accounting (settings MONITOR_CONFIRMATIONS, MONITOR_SERVER_GONE_*).
+    They are part of the methodology: compliance/methodology.py records them with its version."""
 
     confirmations: int = 2
     server_gone_checks: int = 3
@@ -182,27 +276,39 @@ def apply_check(
     outcome: str,
     reason: str = "",
     deadline_s: float,
+    notified_at: datetime | None = None,
+    has_hoster: bool = True,
     rules: Rules = DEFAULT_RULES,
     can_reopen: bool = True,
 ) -> Timing:
     """The state after one more observation at `at` (which must not precede the last one).
 
-    `can_reopen` is False when another open notice exists for the same URL: a reappearance is then
-    recorded (count, time) but the notice stays removed, since the other notice measures the URL now.
+    `notified_at` dates the settling of a server-gone takedown (`settles_at`; None: not notified
+    yet, so nothing has settled). `has_hoster`: the notice has a hoster (a name that never resolved
+    is then evidence of absence). `can_reopen` is False when another open notice exists for the same
+    URL: a reappearance is then recorded (count, time) but the notice stays removed, since the other
+    notice measures the URL now.
     """
     # One dict of the fields, changed in place and frozen once: `dataclasses.replace` per step cost
     # more than everything else of the check drain's bookkeeping.
     s = state.as_dict()
     s["check_count"] += 1
     s["last_checked_at"] = at
-    if s["status"] in _CLOSED_UNMEASURED:
+    if s["status"] in UNMEASURED_STATUSES:
         return Timing(**s)
-    removed_before = s["takedown_at"] is not None
+    kind = evidence(outcome, reason, has_hoster=has_hoster)
+    provisional = s["removal_mechanism"] == SERVER_GONE and (
+        notified_at is None or at < settles_at(notified_at, deadline_s)
+    )
     is_open = s["status"] != "removed"
 
-    if outcome == ONLINE:
+    if kind == ONLINE:
         s.update(offline_since=None, offline_streak=0, unreachable_since=None, unreachable_streak=0)
-        if not removed_before:
+        if provisional and s["takedown_at"] is not None and s["reappearance_count"] == 0:
+            # The server was not gone: the outage was no takedown. Measured as if it stayed online.
+            s.update(takedown_at=None, removal_mechanism="", is_displaced=False)
+            s["annulled_takedowns"] += 1
+        if s["takedown_at"] is None:
             s.update(status="online", last_online_at=at)
         elif not is_open:
             # The content is back after a confirmed takedown.
@@ -214,18 +320,29 @@ def apply_check(
         return Timing(**s)
 
     if not is_open:
-        return Timing(**s)  # removed stays removed; faults after a takedown change nothing
+        if provisional and kind == ABSENT:
+            # Absence seen after the outage, confirmed, settles a server-gone takedown: its time stays.
+            s["offline_streak"] += 1
+            if s["offline_streak"] >= rules.confirmations:
+                mechanism = removal_mechanism(reason)
+                s.update(removal_mechanism=mechanism, is_displaced=mechanism == "moved", offline_streak=0)
+        return Timing(**s)  # otherwise removed stays removed; faults after a takedown change nothing
 
-    if outcome == REMOVED:
+    if kind == ABSENT:
         s.update(offline_since=s["offline_since"] or at, unreachable_since=None, unreachable_streak=0)
         s["offline_streak"] += 1
         if s["offline_streak"] >= rules.confirmations:
             _takedown(s, at=s["offline_since"], mechanism=removal_mechanism(reason))
         return Timing(**s)
 
-    # transient or refused
-    if reason in NEUTRAL_REASONS:
+    if kind == ANSWERED:
+        s.update(unreachable_since=None, unreachable_streak=0)  # the server is there
         return Timing(**s)
+
+    if kind == NEUTRAL:
+        return Timing(**s)
+
+    # UNREACHABLE
     s["unreachable_since"] = s["unreachable_since"] or at
     s["unreachable_streak"] += 1
     spanned_s = (at - s["unreachable_since"]).total_seconds()
@@ -246,6 +363,8 @@ def replay(
     checks: Iterable[tuple[datetime, str, str]],
     *,
     deadline_s: float,
+    notified_at: datetime | None = None,
+    has_hoster: bool = True,
     rules: Rules = DEFAULT_RULES,
     initial: Timing | None = None,
     can_reopen: bool = True,
@@ -254,6 +373,14 @@ def replay(
     state = initial or Timing()
     for at, outcome, reason in sorted(checks, key=lambda c: c[0]):
         state = apply_check(
-            state, at=at, outcome=outcome, reason=reason, deadline_s=deadline_s, rules=rules, can_reopen=can_reopen
+            state,
+            at=at,
+            outcome=outcome,
+            reason=reason,
+            deadline_s=deadline_s,
+            notified_at=notified_at,
+            has_hoster=has_hoster,
+            rules=rules,
+            can_reopen=can_reopen,
         )
     return state

@@ -134,42 +134,52 @@ def url_mode(user) -> str:
     return "raw" if can_see_urls(user) else "hash"
 
 
-# Statuses that are not measurements of their own (CONTRACT: only measured notices count).
-UNMEASURED_STATUSES = (Notice.Status.REPEAT, Notice.Status.UNRESOLVABLE)
+# Statuses that are never measurements of their own (compliance.rules.UNMEASURED_STATUSES):
+# repeat and withdrawn always; unresolvable only without a hoster (`unmeasured_condition`).
+UNMEASURED_STATUSES = rules.UNMEASURED_STATUSES
+
+
+def unmeasured_condition():
+    """`not rules.is_measured(...)` in SQL: a repeat, a withdrawn notice, or an unresolvable one
+    without a hoster. A notice with a hoster always counts for it (CONTRACT: counting)."""
+    from django.db.models import Q
+
+    return Q(status__in=(rules.REPEAT, rules.WITHDRAWN)) | Q(status=rules.UNRESOLVABLE, hoster_id__isnull=True)
 
 
 def measured_notices(qs: QuerySet[Notice]) -> QuerySet[Notice]:
-    """Notices that count in compliance figures: notified, not a repeat, not unresolvable."""
-    return qs.filter(notified_at__isnull=False).exclude(status__in=UNMEASURED_STATUSES)
+    """Notices that count in compliance figures: notified, and measured (`rules.is_measured`)."""
+    return qs.filter(notified_at__isnull=False).exclude(unmeasured_condition())
 
 
 def verdict_expression(now):
     """`compliance.rules.verdict` as a SQL CASE; must agree with it exactly (tests/reports)."""
     from django.db.models import Case, CharField, F, Q, Value, When
 
+    decided = Q(takedown_at__isnull=False, deadline_at__isnull=False)
     return Case(
-        When(status__in=UNMEASURED_STATUSES, then=Value(None)),
+        When(unmeasured_condition(), then=Value(None)),
+        # A server-gone takedown waits until it settles.
+        When(decided, removal_mechanism=rules.SERVER_GONE, settles_at__gt=now, then=Value("pending")),
         # A displacement by the deadline is not compliance: no verdict (see the rule).
-        When(
-            takedown_at__isnull=False,
-            deadline_at__isnull=False,
-            takedown_at__lte=F("deadline_at"),
-            is_displaced=True,
-            then=Value(None),
-        ),
-        When(
-            takedown_at__isnull=False,
-            deadline_at__isnull=False,
-            takedown_at__lte=F("deadline_at"),
-            then=Value("within"),
-        ),
-        When(takedown_at__isnull=False, deadline_at__isnull=False, then=Value("late")),
+        When(decided, takedown_at__lte=F("deadline_at"), is_displaced=True, then=Value(None)),
+        When(decided, takedown_at__lte=F("deadline_at"), then=Value("within")),
+        When(decided, then=Value("late")),
         When(
             Q(notified_at__isnull=True) | Q(deadline_at__isnull=True) | Q(deadline_at__gte=now), then=Value("pending")
         ),
-        # An offline or unreachable streak that began by the deadline waits for its confirmation.
-        When(offline_since__lte=F("deadline_at"), then=Value("pending")),
-        When(unreachable_since__lte=F("deadline_at"), then=Value("pending")),
+        # An offline or unreachable streak that began by the deadline waits for its confirmation,
+        # at the latest until the notice settles.
+        When(
+            Q(settles_at__isnull=True) | Q(settles_at__gt=now),
+            offline_since__lte=F("deadline_at"),
+            then=Value("pending"),
+        ),
+        When(
+            Q(settles_at__isnull=True) | Q(settles_at__gt=now),
+            unreachable_since__lte=F("deadline_at"),
+            then=Value("pending"),
+        ),
         default=Value("late"),
         output_field=CharField(),
     )
@@ -268,17 +278,43 @@ class Discrepancy:
     replayed: object
 
 
-def _replayed(notice: dict, checks: list[tuple], rule_set) -> rules.Timing:
-    """The timing the notice's checks give. A reappearance the monitor could not reopen (another
-    notice measured the URL by then: `can_reopen=False`) leaves the notice removed; a stored state
-    that only that reading explains is consistent."""
+REPLAY_FIELDS = ("id", "deadline_s", "notified_at", "hoster_id", *rules.Timing.FIELDS)
+
+
+def replayed_timing(notice: dict, checks: list[tuple], rule_set: rules.Rules) -> rules.Timing:
+    """The timing a notice's checks `(checked_at, outcome, reason)` give under the current rules
+    (`notice`: a dict of REPLAY_FIELDS). A reappearance the monitor could not reopen (another notice
+    measured the URL by then: `can_reopen=False`) leaves the notice removed; a stored state that only
+    that reading explains is the replay."""
+    context = {
+        "deadline_s": notice["deadline_s"],
+        "notified_at": notice["notified_at"],
+        "has_hoster": notice["hoster_id"] is not None,
+        "rules": rule_set,
+    }
     stored = rules.Timing.of(notice)
-    replayed = rules.replay(checks, deadline_s=notice["deadline_s"], rules=rule_set)
+    replayed = rules.replay(checks, **context)
     if replayed != stored and stored.reappearance_count:
-        blocked = rules.replay(checks, deadline_s=notice["deadline_s"], rules=rule_set, can_reopen=False)
+        blocked = rules.replay(checks, can_reopen=False, **context)
         if blocked == stored:
             return blocked
     return replayed
+
+
+def measured_for_replay(notices: QuerySet[Notice]) -> QuerySet[Notice]:
+    """The notices whose timing is a replay of their checks: all but the unmeasured ones."""
+    return notices.exclude(unmeasured_condition())
+
+
+def checks_of(notice_ids: list[int]) -> dict[int, list[tuple]]:
+    """`(checked_at, outcome, reason)` of each notice's checks, in time order."""
+    from monitor.models import Check
+
+    checks: dict[int, list[tuple]] = {nid: [] for nid in notice_ids}
+    found = Check.objects.filter(notice_id__in=notice_ids).order_by("notice_id", "checked_at", "id")
+    for notice_id, at, outcome, reason in found.values_list("notice_id", "checked_at", "outcome", "reason"):
+        checks[notice_id].append((at, outcome, reason))
+    return checks
 
 
 def measurement_discrepancies(notices: QuerySet[Notice], *, batch: int = 2000) -> Iterator[Discrepancy | int]:
@@ -289,26 +325,19 @@ def measurement_discrepancies(notices: QuerySet[Notice], *, batch: int = 2000) -
     Read without locks while the monitor writes: the monitor writes a check and its effect on the
     notice in one transaction, so the checks up to the notice's `last_checked_at` as read are
     exactly those applied to it; a newer check committed meanwhile is left out, not judged."""
-    from monitor.models import Check
-
     rule_set = rules.Rules.from_settings()
-    fields = ("id", "deadline_s", *rules.Timing.FIELDS)
-    measured = notices.exclude(status__in=UNMEASURED_STATUSES).order_by("id")
+    measured = measured_for_replay(notices).order_by("id")
     last_id = 0
     while True:
-        rows = list(measured.filter(id__gt=last_id).values(*fields)[:batch])
+        rows = list(measured.filter(id__gt=last_id).values(*REPLAY_FIELDS)[:batch])
         if not rows:
             return
         last_id = rows[-1]["id"]
-        checks: dict[int, list[tuple]] = {r["id"]: [] for r in rows}
-        applied_until = {r["id"]: r["last_checked_at"] for r in rows}
-        found = Check.objects.filter(notice_id__in=list(checks)).order_by("notice_id", "checked_at", "id")
-        for notice_id, at, outcome, reason in found.values_list("notice_id", "checked_at", "outcome", "reason"):
-            until = applied_until[notice_id]
-            if until is not None and at <= until:
-                checks[notice_id].append((at, outcome, reason))
+        checks = checks_of([r["id"] for r in rows])
         for notice in rows:
-            stored, replayed = rules.Timing.of(notice), _replayed(notice, checks[notice["id"]], rule_set)
+            until = notice["last_checked_at"]
+            applied = [c for c in checks[notice["id"]] if until is not None and c[0] <= until]
+            stored, replayed = rules.Timing.of(notice), replayed_timing(notice, applied, rule_set)
             for name in rules.Timing.FIELDS:
                 if getattr(stored, name) != getattr(replayed, name):
                     yield Discrepancy(notice["id"], name, getattr(stored, name), getattr(replayed, name))

@@ -7,10 +7,12 @@ admin, so that a URL rejected in one place is rejected in all, with the same rea
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -18,18 +20,44 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.authtoken.models import Token
 
 from compliance.bulk import insert_rows
-from compliance.models import Hoster, HosterASN, HosterPrefix, Membership, Notice, Role
+from compliance.models import (
+    DEADLINE_S_MAX,
+    NOTIFIED_AT_FLOOR,
+    Hoster,
+    HosterASN,
+    HosterPrefix,
+    Membership,
+    Notice,
+    Role,
+)
 from compliance.urlnorm import InvalidURL, NormalizedURL, normalize_url
 
+# The ranges intake accepts (README "import_notices", docs/api.md). Every value inside them can be
+# stored by both databases and computed with (notified_at + deadline_s, schedules, reports); values
+# outside are refused before any write, with the same reason in the API, the import and the admin.
 # A notified_at this far ahead of the clock is a mistake (a wrong offset, a typo), not a notice.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# NOTIFIED_AT_FLOOR (2000-01-01, compliance/models.py): older than the product's domain; it also
+# keeps every stored timestamp far from the year-1 and BC values that PostgreSQL stores but Python
+# cannot read. The database refuses what lies outside too (Notice's CheckConstraints).
+# A notice's own deadline: from a second to a year. Removal orders run in hours, but a compressed
+# schedule (the sandbox, scenario tests: a day becomes a minute) uses deadlines of seconds. A year
+# fits a PostgreSQL integer and every date computation with room to spare.
+DEADLINE_MIN_S = 1
+DEADLINE_MAX_S = DEADLINE_S_MAX
+DEADLINE_RANGE_MESSAGE = f"deadline_s must lie between {DEADLINE_MIN_S} and {DEADLINE_MAX_S} seconds (365 days)"
+# Text lengths (the columns' sizes).
+REFERENCE_MAX = 200
+SOURCE_MAX = 100
 ANALYSTS_GROUP = "Analysts"
+
+log = logging.getLogger("compliance.services")
 
 
 class NoticeInputError(Exception):
@@ -49,6 +77,7 @@ class NoticeInput:
     hoster_id: int | None = None
     deadline_s: int | None = None
     regime: str = ""
+    source: str = ""  # only when notice_input_parse was given one
 
 
 @dataclass
@@ -56,6 +85,11 @@ class ImportResult:
     imported: int = 0
     duplicates: int = 0
     repeats: int = 0
+    # By index into the batch's rows, so that the command reports each at its line: (index,
+    # reason) for rows refused at write time; (index, index of the earlier row of this batch with
+    # the same reference, or None when the reference was stored before) for duplicates.
+    rejected_rows: list[tuple[int, str]] = field(default_factory=list)
+    duplicate_rows: list[tuple[int, int | None]] = field(default_factory=list)
 
 
 class HosterLookup:
@@ -77,56 +111,86 @@ def notice_input_parse(
     hoster: str | None = "",
     deadline_s: str | int | None = None,
     regime: str | None = "",
+    source: str | None = None,
     now: datetime,
     hosters: HosterLookup | None = None,
 ) -> NoticeInput:
-    """Validate one notice's fields; raise NoticeInputError with every problem found."""
+    """Validate one notice's fields; raise NoticeInputError with every problem found.
+
+    Every range is checked here, before anything is written (the constants above): what passes
+    can be stored by both databases and read back, and never makes a report or a drain fail.
+    """
     errors: dict[str, list[str]] = {}
 
+    # Text no database column can take (PostgreSQL refuses NUL; lone surrogates are not UTF-8).
+    texts = {"url": url, "reference": reference, "hoster": hoster, "regime": regime, "source": source}
+    if isinstance(notified_at, str):
+        texts["notified_at"] = notified_at
+    if isinstance(content_sha256, str):
+        texts["content_sha256"] = content_sha256
+    if isinstance(deadline_s, str):
+        texts["deadline_s"] = deadline_s
+    for name, text in texts.items():
+        problem = _text_problem(name, text)
+        if problem:
+            errors[name] = [problem]
+
     normalized = None
-    try:
-        normalized = normalize_url(url or "")
-    except InvalidURL as exc:
-        errors["url"] = [str(exc)]
+    if "url" not in errors:
+        try:
+            normalized = normalize_url(url or "")
+        except InvalidURL as exc:
+            errors["url"] = [str(exc)]
 
     parsed_notified_at = None
-    if isinstance(notified_at, datetime):
+    if "notified_at" in errors:
+        pass
+    elif isinstance(notified_at, datetime):
         parsed_notified_at = notified_at
     elif notified_at not in (None, ""):
-        parsed_notified_at = _parse_iso_datetime(notified_at.strip(), errors)
+        parsed_notified_at = _parse_iso_datetime(str(notified_at).strip(), errors)
     if parsed_notified_at is not None:
         if timezone.is_naive(parsed_notified_at):
             errors["notified_at"] = ["notified_at must carry a UTC offset, e.g. 2024-05-01T09:30:00+02:00"]
+        # Aware datetimes compare through their UTC difference, which never overflows (a
+        # conversion to UTC of year 1 with a positive offset would).
+        elif parsed_notified_at < NOTIFIED_AT_FLOOR:
+            errors["notified_at"] = [
+                f"notified_at {parsed_notified_at.isoformat()} is before {NOTIFIED_AT_FLOOR.date().isoformat()}"
+            ]
         elif parsed_notified_at > now + FUTURE_TOLERANCE:
             errors["notified_at"] = [f"notified_at {parsed_notified_at.isoformat()} lies in the future"]
+        else:
+            parsed_notified_at = parsed_notified_at.astimezone(UTC)
 
-    reference = (reference or "").strip()
-    if len(reference) > 200:
-        errors["reference"] = ["reference is longer than 200 characters"]
+    reference = (reference or "").strip() if "reference" not in errors else ""
+    if len(reference) > REFERENCE_MAX:
+        errors["reference"] = [f"reference is longer than {REFERENCE_MAX} characters"]
 
-    content_sha256 = (content_sha256 or "").strip().lower()
+    content_sha256 = (content_sha256 or "").strip().lower() if "content_sha256" not in errors else ""
     if content_sha256 and (len(content_sha256) != 64 or any(c not in "0123456789abcdef" for c in content_sha256)):
         errors["content_sha256"] = ["content_sha256 must be 64 hexadecimal characters"]
 
     hoster_id = None
-    hoster = (hoster or "").strip()
+    hoster = (hoster or "").strip() if "hoster" not in errors else ""
     if hoster:
         hoster_id = (hosters or HosterLookup()).id_for(hoster)
         if hoster_id is None:
-            errors["hoster"] = [f"no hoster with slug {hoster!r} (load it with load_hosters first)"]
+            errors["hoster"] = [f"no hoster with slug {hoster[:100]!r} (load it with load_hosters first)"]
 
     parsed_deadline = None
-    if deadline_s not in (None, ""):
-        try:
-            parsed_deadline = int(deadline_s)
-            if parsed_deadline < 1:
-                raise ValueError
-        except (TypeError, ValueError):
-            errors["deadline_s"] = ["deadline_s must be a positive whole number of seconds"]
+    if deadline_s not in (None, "") and "deadline_s" not in errors:
+        parsed_deadline = _parse_deadline(deadline_s, errors)
 
-    regime = (regime or "").strip().lower()
+    regime = (regime or "").strip().lower() if "regime" not in errors else ""
     if regime and regime not in Notice.Regime.values:
         errors["regime"] = [f"regime must be one of {', '.join(Notice.Regime.values)}"]
+
+    if source is not None and "source" not in errors:
+        try:
+            source = source_parse(source)
+        except NoticeInputError as exc:
+            errors.update(exc.errors)
 
     if errors:
         raise NoticeInputError(errors)
@@ -138,7 +202,51 @@ def notice_input_parse(
         hoster_id=hoster_id,
         deadline_s=parsed_deadline,
         regime=regime,
+        source=source or "",
     )
+
+
+def source_parse(source: str) -> str:
+    """A notice source (the import's --source, the API's `source`): the same rules as in
+    notice_input_parse; raise NoticeInputError with the reason."""
+    problem = _text_problem("source", source)
+    source = (source or "").strip()
+    if problem is None and not source:
+        problem = "source must not be empty"
+    if problem is None and len(source) > SOURCE_MAX:
+        problem = f"source is longer than {SOURCE_MAX} characters ({len(source)})"
+    if problem:
+        raise NoticeInputError({"source": [problem]})
+    return source
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text_problem(name: str, text: object) -> str | None:
+    if text is None or not isinstance(text, str):
+        return None
+    if "\x00" in text:
+        return f"{name} contains a NUL character"
+    if _SURROGATE.search(text):
+        return f"{name} is not valid Unicode text (a lone surrogate)"
+    return None
+
+
+def _parse_deadline(value: str | int, errors: dict[str, list[str]]) -> int | None:
+    text = value.strip() if isinstance(value, str) else value
+    try:
+        # int() of a 5,000-digit string is refused by Python itself (ValueError): no cost to fear.
+        parsed = int(text) if isinstance(text, int | str) and not isinstance(text, bool) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        errors["deadline_s"] = ["deadline_s must be a whole number of seconds"]
+        return None
+    if not DEADLINE_MIN_S <= parsed <= DEADLINE_MAX_S:
+        errors["deadline_s"] = [DEADLINE_RANGE_MESSAGE]
+        return None
+    return parsed
 
 
 def notice_regime(*, regime: str, deadline_s: int | None) -> str:
@@ -185,7 +293,7 @@ def _notice_values(data: NoticeInput, *, source: str, now: datetime) -> dict[str
         "notified_at": notified_at,
         "deadline_s": deadline_s,
         "regime": notice_regime(regime=data.regime, deadline_s=data.deadline_s),
-        "deadline_at": notified_at + timedelta(seconds=deadline_s) if notified_at else None,
+        **dict(zip(("deadline_at", "settles_at"), Notice.timeline(notified_at, deadline_s), strict=True)),
         "hoster_id": data.hoster_id,
         "hoster_source": Notice.HosterSource.HOTLINE if data.hoster_id else "",
         # A check at intake, and attribution as soon as the monitor gets to it.
@@ -222,13 +330,34 @@ def _as_repeat(notice: Notice, open_notice: Notice) -> Notice:
     return notice
 
 
+# What reading one stored row can raise when a value in it cannot be turned into Python (a BC or
+# year-0 timestamp written before intake checked ranges; psycopg's own DataError where a drain
+# reads with a raw cursor). The drains catch these per row: log with the traceback, push the row
+# forward by BAD_ROW_DELAY, carry on with the others.
+UNREADABLE_ROW_ERRORS: tuple[type[BaseException], ...] = (DataError, ValueError, OverflowError)
+try:
+    import psycopg
+except ImportError:  # pragma: no cover (SQLite-only installs)
+    pass
+else:
+    UNREADABLE_ROW_ERRORS += (psycopg.DataError,)
+BAD_ROW_DELAY = timedelta(hours=1)
+
+# What a row can raise at write time although it passed notice_input_parse (a row built by other
+# code, a database that refuses a value, a constraint): the row is refused, the rest of its batch
+# written. A lost connection (OperationalError) is no row's fault and still stops the import.
+ROW_WRITE_ERRORS = (DataError, IntegrityError, ValueError, OverflowError, ValidationError, RuntimeError)
+
+
 @transaction.atomic
 def notice_import_batch(*, rows: list[NoticeInput], source: str, now: datetime) -> ImportResult:
     """Create the notices of one batch of valid inputs: duplicates skipped, repeats linked.
 
     Two queries find existing references and open notices for the whole batch; one statement
-    inserts it. If a concurrent writer (another import, the API) got in between and a unique
-    constraint fires, the batch falls back to one row at a time so nothing good is lost.
+    inserts it. If that statement fails (a concurrent writer got in between and a unique
+    constraint fires, or a value the database refuses), the batch falls back to one row at a
+    time, each in its own savepoint, so nothing good is lost: a row that still fails is returned
+    in `rejected_rows` with its reason, like a row refused by validation.
     """
     result = ImportResult()
     references = {r.reference for r in rows if r.reference}
@@ -247,19 +376,31 @@ def notice_import_batch(*, rows: list[NoticeInput], source: str, now: datetime) 
     firsts: list[dict[str, object]] = []
     repeats: list[dict[str, object]] = []
     new_open: set[str] = set()
-    seen_refs: set[str] = set()
-    for data in rows:
-        if data.reference and (data.reference in existing_refs or data.reference in seen_refs):
-            result.duplicates += 1
+    seen_refs: dict[str, int] = {}  # reference -> index of its first row in this batch
+    stored_before: list[tuple[int, None]] = []  # duplicates of references stored before
+    candidates: list[tuple[int, NoticeInput]] = []  # every other row that is not refused
+    for index, data in enumerate(rows):
+        if data.reference and data.reference in existing_refs:
+            stored_before.append((index, None))
+            continue
+        try:
+            values = _notice_values(data, source=source, now=now)
+        except ROW_WRITE_ERRORS as exc:
+            result.rejected_rows.append((index, write_error_reason(exc)))
+            continue
+        candidates.append((index, data))
+        if data.reference and data.reference in seen_refs:
+            result.duplicate_rows.append((index, seen_refs[data.reference]))
             continue
         if data.reference:
-            seen_refs.add(data.reference)
-        values = _notice_values(data, source=source, now=now)
+            seen_refs[data.reference] = index
         if data.url.url in open_ids or data.url.url in new_open:
             repeats.append(values)
         else:
             new_open.add(data.url.url)
             firsts.append(values)
+    result.duplicate_rows = sorted(stored_before + result.duplicate_rows)
+    result.duplicates = len(result.duplicate_rows)
 
     try:
         with transaction.atomic():
@@ -274,11 +415,24 @@ def notice_import_batch(*, rows: list[NoticeInput], source: str, now: datetime) 
                     open_id = open_ids[values["url"]]
                     _repeat_values(values, open_id=open_id, open_hoster_id=hosters.get(open_id))
                 _insert_notices(repeats)
-    except IntegrityError:
-        return _import_one_by_one(rows=rows, source=source, now=now)
+    except ROW_WRITE_ERRORS:
+        log.info("import batch of %d rows: one statement failed; writing row by row", len(rows), exc_info=True)
+        # Row by row over every candidate, duplicates within the batch included: one whose first
+        # row is now refused is imported in its place.
+        one_by_one = _import_one_by_one(rows=candidates, source=source, now=now)
+        one_by_one.rejected_rows = sorted(result.rejected_rows + one_by_one.rejected_rows)
+        one_by_one.duplicate_rows = sorted(stored_before + one_by_one.duplicate_rows)
+        one_by_one.duplicates = len(one_by_one.duplicate_rows)
+        return one_by_one
     result.imported = len(firsts) + len(repeats)
     result.repeats = len(repeats)
     return result
+
+
+def write_error_reason(exc: BaseException) -> str:
+    """A row's write failure in words for the person who sent the file (one line)."""
+    text = " ".join(str(exc).split())[:300] or type(exc).__name__
+    return f"could not be stored: {text}"
 
 
 def _open_notice_ids(urls: set[str]) -> dict[str, int]:
@@ -297,13 +451,24 @@ def _insert_notices(rows: list[dict[str, object]]) -> None:
     insert_rows(Notice, rows)
 
 
-def _import_one_by_one(*, rows: list[NoticeInput], source: str, now: datetime) -> ImportResult:
+def _import_one_by_one(*, rows: list[tuple[int, NoticeInput]], source: str, now: datetime) -> ImportResult:
+    """(index, input) pairs, each in its own savepoint: a row that fails is refused, not the batch."""
     result = ImportResult()
-    for data in rows:
-        notice, outcome = notice_create(data=data, source=source, now=now)
+    created_refs: dict[str, int] = {}  # reference -> index of the row that created it here
+    for index, data in rows:
+        try:
+            with transaction.atomic():
+                notice, outcome = notice_create(data=data, source=source, now=now)
+        except ROW_WRITE_ERRORS as exc:
+            log.warning("import: row %d could not be stored", index, exc_info=True)
+            result.rejected_rows.append((index, write_error_reason(exc)))
+            continue
         if outcome == "duplicate":
             result.duplicates += 1
+            result.duplicate_rows.append((index, created_refs.get(data.reference)))
             continue
+        if data.reference:
+            created_refs[data.reference] = index
         result.imported += 1
         result.repeats += outcome == "repeat"
     return result

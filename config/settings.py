@@ -15,6 +15,8 @@ from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from compliance import methodology  # pure: the version of the accounting rules
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -35,7 +37,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be on or off, not {raw!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     raw = env.str(name, default="")
     if raw == "":
         return default
@@ -45,6 +47,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, not {value}")
     return value
 
 
@@ -124,6 +128,11 @@ INSTALLED_APPS = [
     "monitor",
     "reports",
 ]
+# The demo app (sandbox market, history, the `demo` and `sandbox` commands) only where the demo or
+# the test suite runs: `make demo` and pytest set DEMO=on. No production app imports it.
+DEMO = env_bool("DEMO", False)
+if DEMO:
+    INSTALLED_APPS += ["demo"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -295,10 +304,16 @@ LOGGING = {
 # --- The measurement ----------------------------------------------------------------------------
 
 # Seconds from notification to deadline. A notice may carry a shorter deadline of its own.
-COMPLIANCE_DEADLINE = env_int("COMPLIANCE_DEADLINE", 86400, minimum=1)
+# At most a year: the database refuses a longer deadline (compliance/models.py, notice_deadline_s_range).
+COMPLIANCE_DEADLINE = env_int("COMPLIANCE_DEADLINE", 86400, minimum=1, maximum=365 * 86400)
 # Version of the accounting rules (what counts as a takedown, the schedule, the verdict). Every
-# published figure carries it; bump it whenever a rule in compliance/rules.py changes meaning.
-METHODOLOGY_VERSION = "1.0"
+# published figure carries it; its home, with the list of versions, is compliance/methodology.py.
+METHODOLOGY_VERSION = methodology.CURRENT
+
+# Called (no arguments) after measurements were rewritten (recompute_measurements, a withdrawal, an
+# attribution override): whatever keeps derived figures must forget them. Named here so that
+# compliance never imports the apps above it.
+MEASUREMENTS_CHANGED_HOOKS = ["reports.rollups.invalidate_all"]
 
 # --- The monitor --------------------------------------------------------------------------------
 
@@ -416,10 +431,24 @@ SCORECARD_BAR = env_float("SCORECARD_BAR", 0.8, minimum=0.0)
 if SCORECARD_BAR > 1:
     raise ImproperlyConfigured(f"SCORECARD_BAR is a share between 0 and 1, not {SCORECARD_BAR}")
 SCORECARD_BAR_MIN_NOTICES = env_int("SCORECARD_BAR_MIN_NOTICES", 30, minimum=1)
-# Seconds a rollup (the precomputed figures behind the league table and scorecards) may age
-# before a page or the monitor's rollup drain recomputes it; settled periods (ended over 31 days
-# ago) are recomputed after SCORECARD_SETTLED_MAX_AGE.
-SCORECARD_ROLLUP_MAX_AGE = env_int("SCORECARD_ROLLUP_MAX_AGE", 900, minimum=0)
+# Seconds the pages' figures (rollups: per-day partial figures merged per period) may lag behind
+# the notices. The monitor's rollup drain recomputes the days that changed notices touch at this
+# interval; a page that finds the drain overdue (no monitor running) catches up itself first.
+SCORECARD_ROLLUP_MAX_AGE = env_int("SCORECARD_ROLLUP_MAX_AGE", 60, minimum=0)
+# Every day's partial figures are recomputed at least this often anyway (a sweep, a few days per
+# drain pass): it catches a change no timestamp shows (a row edited in the database by hand).
 SCORECARD_SETTLED_MAX_AGE = env_int("SCORECARD_SETTLED_MAX_AGE", 86400, minimum=0)
 # Points kept of each survival curve for the charts.
 SCORECARD_CURVE_POINTS = env_int("SCORECARD_CURVE_POINTS", 200, minimum=10)
+
+# --- Evidence (compliance/evidence.py, monitor/evidence.py, docs/operations.md) --------------------
+
+# An RFC 3161 time-stamping authority (its URL) that stamps the daily digest of the evidence chains;
+# empty: the digest goes unstamped into the audit trail.
+EVIDENCE_TSA_URL = env.str("EVIDENCE_TSA_URL", default="")
+EVIDENCE_TSA_TIMEOUT = env_float("EVIDENCE_TSA_TIMEOUT", 20.0, minimum=0.1)
+# Hours between digests of the chain heads (the monitor's digest drain).
+EVIDENCE_DIGEST_HOURS = env_float("EVIDENCE_DIGEST_HOURS", 24.0, minimum=0.01)
+# The Ed25519 key that signs a notice's evidence file for an authority: base64 of the 32-byte
+# private key (docs/operations.md shows how to make one). Empty: the download is refused.
+EVIDENCE_SIGNING_KEY = env.str("EVIDENCE_SIGNING_KEY", default="")

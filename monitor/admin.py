@@ -239,4 +239,30 @@ def check_now(modeladmin, request, queryset):
         )
 
 
-NOTICE_ACTIONS = [set_attribution, reattribute, check_now]
+@admin.action(description=_("Download the signed evidence of the selected notice"))
+def download_evidence(modeladmin, request, queryset):
+    """One notice's evidence as a signed file for an authority (monitor/evidence.py): checks,
+    attributions, e-mails, audit events and the chain proof, signed with EVIDENCE_SIGNING_KEY.
+    The export itself is recorded in the audit trail."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.http import HttpResponse
+
+    from compliance.audit import audit_record
+    from monitor.evidence import notice_bundle
+
+    if queryset.count() != 1:
+        modeladmin.message_user(request, _("Select exactly one notice to download its evidence."), messages.ERROR)
+        return None
+    notice = queryset.get()
+    try:
+        data = notice_bundle(notice)
+    except ImproperlyConfigured as exc:
+        modeladmin.message_user(request, str(exc), messages.ERROR)
+        return None
+    audit_record(actor=request.user, action="notice.evidence_export", notice=notice, request=request, status_code=200)
+    response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="notice-{notice.pk}-evidence.zip"'
+    return response
+
+
+NOTICE_ACTIONS = [set_attribution, reattribute, check_now, download_evidence]

@@ -22,9 +22,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, models, transaction
 from django.utils import timezone
 
+from compliance import evidence, measurements, services
 from compliance.models import Hoster, HosterASN, HosterPrefix, Notice
 from monitor import asn as asnlookup
 from monitor import attribution as rules
@@ -144,34 +145,61 @@ class _Claimed:
         )
 
 
+_CLAIM_FIELDS = (
+    "id",
+    "host",
+    "hoster_id",
+    "hoster_source",
+    "notified_at",
+    "received_at",
+    "deadline_s",
+    "status",
+    "attribution_state",
+)
+
+
 def _claim(*, now: datetime, batch_size: int) -> tuple[list[_Claimed], datetime]:
     """Step 1: take due notices and push them forward by a lease. The lease's end doubles as the
     claim's token: the write step only touches rows that still carry it (a process that was too
-    slow, whose lease expired and was taken over, writes nothing)."""
+    slow, whose lease expired and was taken over, writes nothing).
+
+    A notice that cannot be read (a stored value Python cannot represent) would fail the whole
+    claim, every pass: then the batch is read row by row and the unreadable one pushed forward
+    by services.BAD_ROW_DELAY, logged with its traceback."""
     lease_until = now + timedelta(seconds=settings.MONITOR_ATTRIBUTION_LEASE, microseconds=random.randrange(1, 999_999))
     with transaction.atomic():
-        rows = list(
+        due = (
             Notice.objects.select_for_update(skip_locked=True)
             .filter(next_attribution_at__lte=now)
             # Spelt out, not a parameter list: SQLite uses the partial index notice_due_attribution
             # only when the query repeats its condition literally (PostgreSQL either way).
             .extra(where=["attribution_state IN ('pending', 'retry')"])
             .order_by("next_attribution_at")
-            .values_list(
-                "id",
-                "host",
-                "hoster_id",
-                "hoster_source",
-                "notified_at",
-                "received_at",
-                "deadline_s",
-                "status",
-                "attribution_state",
-            )[:batch_size]
         )
+        try:
+            with transaction.atomic():  # a savepoint: PostgreSQL aborts a transaction on a failed read
+                rows = list(due.values_list(*_CLAIM_FIELDS)[:batch_size])
+        except services.UNREADABLE_ROW_ERRORS:
+            log.warning("attribution claim: a due notice cannot be read; reading the batch row by row", exc_info=True)
+            rows = _readable_rows(list(due.values_list("id", flat=True)[:batch_size]), now=now)
         claimed = [_Claimed(*row) for row in rows]
         _update_notices(("next_attribution_at",), [((lease_until,), c.id) for c in claimed])
     return claimed, lease_until
+
+
+def _readable_rows(ids: list[int], *, now: datetime) -> list[tuple]:
+    """The claim's rows read one at a time; the unreadable ones pushed forward, not claimed."""
+    rows, unreadable = [], []
+    for pk in ids:
+        try:
+            with transaction.atomic():
+                rows.append(Notice.objects.filter(pk=pk).values_list(*_CLAIM_FIELDS).get())
+        except services.UNREADABLE_ROW_ERRORS:
+            log.exception("attribution: notice %s cannot be read; pushed forward", pk)
+            unreadable.append(pk)
+    if unreadable:
+        Notice.objects.filter(pk__in=unreadable).update(next_attribution_at=now + services.BAD_ROW_DELAY)
+    return rows
 
 
 def _update_notices(columns: tuple[str, ...], rows: list[tuple[tuple, int]], *, lease_until=None) -> None:
@@ -254,8 +282,31 @@ def drain_attribution(*, now: datetime | None = None, batch_size: int | None = N
         gather_lookups(list(by_host), concurrency=settings.MONITOR_ATTRIBUTION_CONCURRENCY, fresh=retrying)
     )
     registry = load_registry()
-    _write(by_host, lookups, registry, now=now if explicit_now else timezone.now(), lease_until=lease_until)
+    write_now = now if explicit_now else timezone.now()
+    try:
+        _write(by_host, lookups, registry, now=write_now, lease_until=lease_until)
+    except (OperationalError, InterfaceError):
+        raise  # the database is gone: no notice's fault; the leases expire and the batch comes back
+    except Exception:
+        # One notice's values failed the batch's transaction: write host name by host name, so
+        # that only the failing one waits (pushed forward by services.BAD_ROW_DELAY).
+        log.exception("attribution batch: the write failed; writing host name by host name")
+        for host, notices in by_host.items():
+            try:
+                _write({host: notices}, lookups, registry, now=write_now, lease_until=lease_until)
+            except Exception:
+                ids = [n.id for n in notices]
+                log.exception("attribution: notices %s (one host name) could not be written; pushed forward", ids)
+                _push_forward(ids, now=write_now, lease_until=lease_until)
     return len(claimed) >= batch_size and not jobs.stopping.is_set()
+
+
+def _push_forward(ids: list[int], *, now: datetime, lease_until: datetime) -> None:
+    """Notices that failed: tried again after services.BAD_ROW_DELAY (only while still ours)."""
+    with transaction.atomic():
+        _update_notices(
+            ("next_attribution_at",), [((now + services.BAD_ROW_DELAY,), pk) for pk in ids], lease_until=lease_until
+        )
 
 
 # --- Step 4: writing ---------------------------------------------------------------------------
@@ -317,9 +368,15 @@ def _write(
     lease_until: datetime,
 ) -> None:
     decisions: dict[str, rules.Decision] = {}
-    for host, answer in lookups.hosts.items():
+    broken: set[str] = set()  # host names whose decision raised: their notices are pushed forward
+    for host in by_host:
+        answer = lookups.hosts[host]
         if answer.is_resolved:
-            decisions[host] = rules.decide(address_facts(answer, lookups), registry)
+            try:
+                decisions[host] = rules.decide(address_facts(answer, lookups), registry)
+            except Exception:
+                log.exception("attribution: the decision for one host name failed; its notices pushed forward")
+                broken.add(host)
 
     hoster_ids = {c.hoster for d in decisions.values() for c in d.candidates if isinstance(c.hoster, int)}
     hoster_ids |= {n.hoster_id for ns in by_host.values() for n in ns if n.hoster_id}
@@ -338,23 +395,36 @@ def _write(
 
         rdap_of = _rdap_for([d.chosen for d in decisions.values() if d.chosen is not None], now=now)
 
-        failing = [n.id for host, ns in by_host.items() if host not in decisions for n in ns if n.id in ours]
+        unresolved = [host for host in by_host if host not in decisions and host not in broken]
+        failing = [n.id for host in unresolved for n in by_host[host] if n.id in ours]
         resolved_before = _resolved_before(failing)
 
         rows: list[dict] = []
         updates: dict[tuple, list[int]] = defaultdict(list)
         closes: list[int] = []
+        pushed = (("next_attribution_at", now + services.BAD_ROW_DELAY),)
         for host, notices in by_host.items():
             answer = lookups.hosts[host]
             decision = decisions.get(host)
-            # The evidence of one host name is the same for all its notices: built once.
-            evidence = _evidence(host, answer, decision, slugs, rdap_of) if decision is not None else None
+            evidence = None
             for notice in notices:
                 if notice.id not in ours:
                     continue
-                _plan_one(
-                    notice, answer, decision, evidence, unknown_ids, slugs, resolved_before, now, rows, updates, closes
-                )
+                if host in broken:
+                    updates[pushed].append(notice.id)
+                    continue
+                n_rows, n_closes = len(rows), len(closes)
+                try:
+                    if decision is not None and evidence is None:
+                        # The evidence of one host name is the same for all its notices: built once.
+                        evidence = _evidence(host, answer, decision, slugs, rdap_of)
+                    plan = (answer, decision, evidence, unknown_ids, slugs, resolved_before, now, rows, updates, closes)
+                    _plan_one(notice, *plan)
+                except Exception:
+                    # One bad notice (a value out of every range) never stops the others.
+                    log.exception("attribution: notice %s could not be attributed; pushed forward", notice.id)
+                    del rows[n_rows:], closes[n_closes:]
+                    updates[pushed].append(notice.id)
 
         insert_attributions(rows)
         by_columns: dict[tuple[str, ...], list[tuple[tuple, int]]] = defaultdict(list)
@@ -365,9 +435,10 @@ def _write(
         for columns, rows_of_columns in by_columns.items():
             _update_notices(columns, rows_of_columns, lease_until=lease_until)
         for chunk in _chunks(closes):
-            # Unresolvable at notice time: no measurement. Only a notice nothing has observed yet.
+            # Unresolvable at notice time: no measurement. Only a notice nothing has observed yet, and
+            # only without a hoster: a notice with one counts for it (decided as a 404 at its first check).
             (
-                Notice.objects.filter(id__in=chunk, status=Notice.Status.PENDING)
+                Notice.objects.filter(id__in=chunk, status=Notice.Status.PENDING, hoster_id__isnull=True)
                 .exclude(
                     id__in=Check.objects.filter(notice_id__in=chunk, resolved_ip__isnull=False).values("notice_id")
                 )
@@ -537,6 +608,14 @@ def insert_attributions(rows: list[dict]) -> None:
         return f.get_db_prep_save(value, connection)
 
     defaults = {f.attname: prepare(f, f.get_default()) for f in fields}
+    # Chained per notice (compliance/evidence.py); the caller holds the notices' row locks.
+    chain = Attribution.evidence_chain
+    raw_defaults = {f.attname: f.get_default() for f in fields}
+    key = chain.fields.index("notice_id")
+    hashes = evidence.append_rows(
+        chain, [[row.get(a, raw_defaults[a]) for a in chain.fields] for row in rows], key=lambda r: r[key]
+    )
+    rows = [{**row, "chain_hash": h} for row, h in zip(rows, hashes, strict=True)]
     # (attname, id(value)) -> prepared value. Keyed by identity: the rows keep every value alive
     # during the call, so an id cannot be reused for another value.
     shared: dict[tuple[str, int], object] = {}
@@ -758,4 +837,6 @@ def attribution_override(
     notice.is_behind_cdn = cdn is not None
     notice.is_ambiguous = False
     notice.save(update_fields=["hoster", "hoster_source", "cdn", "is_behind_cdn", "is_ambiguous", "updated_at"])
+    # With a hoster, a name that never resolved is evidence of absence: the measurement follows.
+    measurements.notices_remeasure([notice.pk], actor=user, reason=f"attribution override: {reason}"[:2000], now=now)
     return row

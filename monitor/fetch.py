@@ -57,6 +57,7 @@ from monitor import dns as mdns
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK = 64 * 1024
+CONNECT_SHARE = 0.75  # of the check's timeout a TCP (and TLS-less) connection may take to establish
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,10 @@ class CheckClient:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None),  # the one timeout per check is ours
+            # The one timeout per check is ours; a connection not established within most of it is
+            # `connect_timeout` (network-level: the server may be gone), told apart from a server that
+            # accepted the connection and then stalled (`timeout`: no evidence).
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s * CONNECT_SHARE),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
@@ -315,6 +319,8 @@ class CheckClient:
                 return None
         except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
             state.fail("tls", str(exc))
+        except aiohttp.ConnectionTimeoutError as exc:
+            state.fail("connect_timeout", str(exc))
         except aiohttp.ClientConnectorError as exc:
             refused = isinstance(exc.os_error, ConnectionRefusedError)
             state.fail("connect_refused" if refused else "connect_error", str(exc))

@@ -9,7 +9,8 @@ Figures (all from the rows themselves, so they hold for any number of monitor pr
 - **checks per minute** over the last minute, 10 minutes and hour;
 - **lag**: `checked_at - due_at` of the scheduled checks of the last hour (median, 95th
   percentile, maximum) and the share within the tolerance `max(2 s, deadline/500)`;
-- **outcomes** and **errors by kind** over the last hour; the **monitor processes** seen.
+- **outcomes** and **errors by kind** over the last hour; the **monitor processes** seen;
+- the latest **evidence digest** (the chain heads, RFC 3161-stamped when configured: monitor/evidence.py).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Health:
     outcomes: dict[str, int] = field(default_factory=dict)
     errors: list[tuple[str, int]] = field(default_factory=list)
     workers: list[dict] = field(default_factory=list)
+    # The latest digest of the evidence chains (monitor/evidence.py), or None before the first.
+    evidence_digest: dict | None = None
 
     @property
     def outcome_rows(self) -> list[tuple[str, int]]:
@@ -106,4 +109,11 @@ def monitor_health(*, now: datetime) -> Health:
         h.lag_p95_s = lags[min(len(lags) - 1, int(0.95 * len(lags)))]
         h.lag_max_s = lags[-1]
         h.lag_within_tolerance = within / len(lags)
+    h.evidence_digest = evidence_digest_summary()
     return h
+
+
+def evidence_digest_summary() -> dict | None:
+    from monitor.evidence import digest_summary
+
+    return digest_summary()

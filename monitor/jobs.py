@@ -35,5 +35,7 @@ DRAINS: list[Drain] = [
     Drain("rdap", "monitor.attribute.drain_rdap", interval_s=10.0),  # issue 3: RDAP detail, never blocks the above
     Drain("checks", "monitor.recheck.drain_checks", interval_s=1.0),  # issue 4: monitor/recheck.py
     Drain("notifications", "compliance.notifications.drain_notifications", interval_s=5.0),  # issue 6
-    Drain("rollups", "reports.rollups.drain", interval_s=60.0),  # issue 5: reports/rollups.py, keep last
+    Drain("evidence_digest", "monitor.evidence.drain_digest", interval_s=300.0),  # daily digest of the chains
+    # issue 5 and 11: reports/rollups.py, keep last; pages may lag the checks by at most 60 s.
+    Drain("rollups", "reports.rollups.drain", interval_s=20.0),
 ]

@@ -1,7 +1,9 @@
 """Evidence: checks and attributions. Both are append-only: a measurement is never rewritten.
 
-Append-only is enforced in the ORM: `save()` of an existing row, `delete()`, and queryset
-`update()`/`delete()` raise `AppendOnlyError`; notices with evidence cannot be deleted (PROTECT).
+Append-only is enforced in the ORM (compliance.models.AppendOnlyModel: `save()` of an existing row,
+`delete()`, and queryset `update()`/`delete()` raise `AppendOnlyError`), in the database
+(compliance/triggers.py) and made evident by per-notice hash chains (compliance/evidence.py);
+notices with evidence cannot be deleted (PROTECT).
 """
 
 from __future__ import annotations
@@ -10,46 +12,32 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from compliance.models import Hoster, Notice, local_datetime, sha256_validator
-
-
-class AppendOnlyError(Exception):
-    """Evidence rows are written once and never changed or deleted."""
-
-
-class AppendOnlyQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: no update")
-
-    def delete(self):
-        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: no delete")
-
-    # bulk_update goes through update(), so it is refused too.
-
-
-class AppendOnlyModel(models.Model):
-    objects = AppendOnlyQuerySet.as_manager()
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnlyError(f"{type(self).__name__} rows are append-only: no update")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError(f"{type(self).__name__} rows are append-only: no delete")
+from compliance.evidence import Chain
+from compliance.models import (  # noqa: F401  (AppendOnlyError, AppendOnlyQuerySet: re-exported)
+    AppendOnlyError,
+    AppendOnlyModel,
+    AppendOnlyQuerySet,
+    Hoster,
+    Notice,
+    local_datetime,
+    sha256_validator,
+)
 
 
 class Check(AppendOnlyModel):
     """One observation of a notice's URL. Never the body: only its SHA-256 and length."""
 
     class Outcome(models.TextChoices):
+        """What one check saw (monitor/outcomes.py); compliance/rules.py `evidence` reads it."""
+
         ONLINE = "online", _("online")
-        REMOVED = "removed", _("removed")  # a definitive observation of absence
-        TRANSIENT = "transient", _("transient fault")  # never a takedown by itself
+        REMOVED = "removed", _("removed")  # evidence of absence
+        # A failure at the network level before any response: may add up to "server gone".
+        TRANSIENT = "transient", _("unreachable")
         REFUSED = "refused", _("refused destination")  # the checker would not connect (non-public address)
+        # An answer that is neither the content nor its absence (403, 429, 5xx, a stalled body): no
+        # evidence either way. Before methodology 2.0 these were recorded as `transient`.
+        NO_EVIDENCE = "no_evidence", _("no evidence")
 
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", _("schedule")
@@ -97,6 +85,15 @@ class Check(AppendOnlyModel):
         db_default="local",  # bulk writers (COPY, the demo history) that name no vantage
         help_text=_("the named place (source address, resolvers, network) the check came from"),
     )
+    chain_hash = models.CharField(
+        verbose_name=_("chain hash"),
+        max_length=64,
+        blank=True,
+        help_text=_("SHA-256 of the notice's previous check's hash and this check (compliance/evidence.py)"),
+    )
+
+    # One chain per notice, head in Notice.check_chain_head; every field above is covered.
+    evidence_chain = Chain("checks", group="notice_id", head_field="check_chain_head")
 
     class Meta:
         verbose_name = _("check")
@@ -164,6 +161,14 @@ class Attribution(AppendOnlyModel):
         related_name="+",
     )
     reason = models.TextField(verbose_name=_("reason"), blank=True)
+    chain_hash = models.CharField(
+        verbose_name=_("chain hash"),
+        max_length=64,
+        blank=True,
+        help_text=_("SHA-256 of the notice's previous attribution's hash and this one (compliance/evidence.py)"),
+    )
+
+    evidence_chain = Chain("attributions", group="notice_id", head_field="attribution_chain_head")
 
     class Meta:
         verbose_name = _("attribution")

@@ -1,31 +1,38 @@
-"""Classification of one observation: online, removed, transient or refused, and why (pure).
+"""Classification of one observation, and why (pure): what one check saw.
 
-The outcome says what one check saw; what that means for the notice (confirmation, server gone,
-reappearance) is the accounting's business (compliance/rules.py), which reads `outcome` and `reason`.
+What that means for the notice (confirmation, server gone, annulment, reappearance) is the
+accounting's business (compliance/rules.py, `evidence` and `apply_check`), which reads `outcome`
+and `reason`. The outcomes (Check.Outcome):
 
 - **online**: a 2xx whose body is the reported item: the same SHA-256 where the notice has
   `content_sha256`, and not a hash an analyst marked as a placeholder (for the notice's hoster, or
   globally). Reasons: `online`; `over_cap` (the body passed the byte cap, so its hash cannot be
   compared: a big body is there, we count it as there); `encoded` (the server compressed the body
   although we asked for `identity`: the hash of the encoded bytes cannot be compared with the item).
-- **removed** (a definitive observation of absence): `http_404`, `http_410`, `http_451`;
-  `nxdomain` (only for a host that resolved before: the domain is gone); `content_changed` (2xx
-  with another hash where `content_sha256` is known); `placeholder`; `redirect_front_page` and
-  `redirect_removed_page` (redirected away, to a site's front page or a page whose address says
-  "removed", "deleted", "not found", ...); `moved` (still served, but from an address registered to
-  another hoster than the notice's: displacement, not compliance).
-- **transient** (never a takedown by itself): `timeout`, `slow_body` (2xx headers came, the body
-  did not arrive within the timeout), `reset`, `disconnected`, `connect_refused`, `connect_error`,
-  `tls`, `dns_servfail`, `dns_timeout`, `dns_no_answer` (the name exists without addresses),
-  `redirect_dns` (a redirect target did not resolve), `http_429`, `http_5xx` as `http_503` etc.,
-  other 4xx as `http_403` etc. (forbidden is not proof of removal: it may be a bot wall),
-  `too_many_redirects`, `bad_redirect`, `protocol_error`, `never_resolved` (NXDOMAIN or no
-  address for a host that never resolved: attribution's case, "unresolvable at notice time", not a
-  takedown, and no evidence of unreachability either), `client_error`.
+- **removed** (evidence of absence): `http_404`, `http_410`, `http_451`; `nxdomain` (only for a host
+  that resolved before: the domain is gone); `never_resolved` (the name never resolved, for a notice
+  that has a hoster: the hotline saw the content when it was reported, so this is decided as a 404
+  at the first check would be); `content_changed` (2xx with another hash where `content_sha256` is
+  known); `placeholder`; `redirect_front_page` and `redirect_removed_page` (redirected away, to a
+  site's front page or a page whose address says "removed", "deleted", "not found", ...); `moved`
+  (still served, but from an address registered to another hoster than the notice's:
+  displacement, not compliance).
+- **transient** (unreachable: a network-level failure before any response; only a long enough
+  streak of these is "server gone", and that is provisional): `connect_refused`, `connect_error`
+  (no route, ...), `connect_timeout`, `reset` and `disconnected` before any response,
+  `dns_no_answer` (the name exists without addresses), `os_error`.
 - **refused**: the destination was not public (`refused:<why>` for the URL's own address,
-  `redirect_refused:<why>` for a redirect target): the checker never connected. A refused
-  observation counts like a transient one (unreachable), so a host name whose DNS now points at
-  127.0.0.1 (a sinkhole) becomes "server gone" only after the server-gone streak, never at once.
+  `redirect_refused:<why>` for a redirect target): the checker never connected. Counted like an
+  unreachable observation, so a host name whose DNS now points at 127.0.0.1 (a sinkhole) becomes
+  "server gone" only after the server-gone streak, never at once.
+- **no_evidence** (never a takedown, however long it lasts): an answer that is neither the content
+  nor its absence: `http_403`, `http_429`, `http_5xx` as `http_503`, other 4xx, 1xx/3xx without a
+  Location; a 2xx whose body did not arrive in time (`slow_body`) or broke off (`body_reset`,
+  `body_disconnected`, `payload_error`); `timeout` (connected, no complete answer in time: a stall);
+  `tls`, `protocol_error`, `too_many_redirects`, `bad_redirect`, `redirect_dns` (a redirect target
+  did not resolve); and what says nothing about the content at all: `dns_servfail`, `dns_timeout`
+  (the resolver failed), `never_resolved` for a notice without hoster (attribution's case,
+  "unresolvable at notice time"), `client_error` (the checker failed).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext_lazy as _
 
-from compliance.rules import ONLINE, REFUSED, REMOVED, TRANSIENT
+from compliance.rules import NETWORK_REASONS, NEVER_RESOLVED, NO_EVIDENCE, ONLINE, REFUSED, REMOVED, TRANSIENT
 from monitor.fetch import Observation
 
 REASON_MAX = 40
@@ -62,16 +69,18 @@ def classify(
     content_sha256: str = "",
     placeholder_hashes: Collection[str] = (),
     resolved_before: bool = True,
+    has_hoster: bool = False,
     is_moved: bool = False,
 ) -> Classification:
     """The outcome of one observation of a notice's URL.
 
     `resolved_before`: the notice's host resolved at some earlier moment (attribution, or a check
-    with an address). `is_moved`: the address answered belongs to another hoster than the notice's.
+    with an address). `has_hoster`: the notice has a hoster (named by the hotline, attributed, or
+    set by an analyst). `is_moved`: the address answered belongs to another hoster than the notice's.
     """
     kind = obs.error_kind
     if kind:
-        return _failure(obs, resolved_before=resolved_before)
+        return _failure(obs, resolved_before=resolved_before, has_hoster=has_hoster)
 
     code = obs.http_status or 0
     if code in (404, 410, 451):
@@ -93,25 +102,31 @@ def classify(
             return Classification(ONLINE, "encoded")
         return Classification(ONLINE, "online")
     # Anything else: 429, 5xx, other 4xx (401, 403, ...), 1xx/3xx without a Location.
-    return Classification(TRANSIENT, f"http_{code}")
+    return Classification(NO_EVIDENCE, f"http_{code}")
 
 
-def _failure(obs: Observation, *, resolved_before: bool) -> Classification:
+# A failure after the response began: the server answered, the body did not (fully) arrive.
+_BODY_FAILURES = {"timeout": "slow_body", "reset": "body_reset", "disconnected": "body_disconnected"}
+
+
+def _failure(obs: Observation, *, resolved_before: bool, has_hoster: bool) -> Classification:
     kind = obs.error_kind
     if kind == "refused_address":
         prefix = "redirect_refused" if obs.error_hop else "refused"
         return Classification(REFUSED, f"{prefix}:{obs.refused_reason}"[:REASON_MAX])
     if kind.startswith("dns_"):
         if obs.error_hop:
-            return Classification(TRANSIENT, "redirect_dns")
+            return Classification(NO_EVIDENCE, "redirect_dns")
         if kind in ("dns_nxdomain", "dns_no_answer") and not resolved_before:
-            return Classification(TRANSIENT, "never_resolved")
+            return Classification(REMOVED if has_hoster else NO_EVIDENCE, NEVER_RESOLVED)
         if kind == "dns_nxdomain":
             return Classification(REMOVED, "nxdomain")
+        return Classification(TRANSIENT if kind in NETWORK_REASONS else NO_EVIDENCE, kind)
+    if obs.http_status is not None and kind in _BODY_FAILURES:
+        return Classification(NO_EVIDENCE, _BODY_FAILURES[kind])
+    if kind in NETWORK_REASONS:
         return Classification(TRANSIENT, kind)
-    if kind == "timeout" and obs.http_status is not None and 200 <= obs.http_status < 300:
-        return Classification(TRANSIENT, "slow_body")
-    return Classification(TRANSIENT, kind[:REASON_MAX])
+    return Classification(NO_EVIDENCE, kind[:REASON_MAX])
 
 
 def _redirect_landing(obs: Observation) -> str:
@@ -145,12 +160,15 @@ REASON_LABELS = {
     "redirect_front_page": _("redirected to the front page"),
     "redirect_removed_page": _("redirected to a 'removed' page"),
     "moved": _("served from another hoster's network"),
-    "timeout": _("timed out"),
+    "timeout": _("no complete answer in time"),
     "slow_body": _("the body did not arrive in time"),
+    "body_reset": _("connection reset during the body"),
+    "body_disconnected": _("connection closed during the body"),
     "reset": _("connection reset"),
     "disconnected": _("connection closed early"),
     "connect_refused": _("connection refused"),
     "connect_error": _("could not connect"),
+    "connect_timeout": _("connection timed out"),
     "tls": _("TLS error"),
     "dns_servfail": _("DNS server failure"),
     "dns_timeout": _("DNS timed out"),

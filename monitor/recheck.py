@@ -28,7 +28,9 @@ Every step below works per chunk; every guarantee is per notice.
    taken by another process is theirs now, and our observations are discarded (no takedown is ever
    recorded twice). For the rest: the accounting (compliance/rules.py `apply_check`) gives the new
    timing state, the schedule (monitor/schedule.py) the next due time; the checks are appended
-   (COPY on PostgreSQL), the notices updated in one statement, the lease released. A reappearance
+   (COPY on PostgreSQL), each linked to its notice's evidence chain (compliance/evidence.py: the
+   row lock taken here is what keeps two monitors from forking a chain), the notices updated in
+   one statement with their new chain heads, the lease released. A reappearance
    of content whose URL has another open notice by now (the constraint `notice_one_open_per_url`)
    is recorded on the notice, which stays removed and is no longer checked: the open notice
    measures the URL.
@@ -57,7 +59,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from compliance import rules
+from compliance import evidence, rules, services
 from compliance.models import Hoster, HosterPrefix, Notice
 from monitor import checker, jobs, schedule
 from monitor.attribution import RegisteredNetworks
@@ -68,7 +70,7 @@ from monitor.outcomes import Classification, classify
 log = logging.getLogger("monitor.recheck")
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"[:100]
-UNMEASURED = (Notice.Status.REPEAT, Notice.Status.UNRESOLVABLE)
+UNMEASURED = rules.UNMEASURED_STATUSES
 CLAIM_FIELDS = (
     "id",
     "url",
@@ -82,11 +84,14 @@ CLAIM_FIELDS = (
 RECORD_FIELDS = (
     "id",
     "url",
+    "hoster_id",
     "notified_at",
+    "settles_at",
     "deadline_s",
     "reported_removed_at",
     "check_requested_at",
     *rules.Timing.FIELDS,
+    "check_chain_head",  # the notice's evidence chain (compliance/evidence.py), read under the row lock
 )
 LOCAL_VANTAGE = "local"  # the monitor's own address and resolvers (MONITOR_VANTAGES adds others)
 CHUNK = 900  # ids per IN (...): below every database's parameter limit
@@ -213,10 +218,15 @@ def _chunk_size(limit: int) -> int:
 def claim(*, now: datetime, limit: int, token: uuid.UUID, lease_s: float) -> list[Claimed]:
     """Lease up to `limit` due notices to this batch (see the module docstring, step 1)."""
     until = now + timedelta(seconds=lease_s)
-    if connection.vendor == "postgresql":
-        rows = _claim_postgresql(now=now, until=until, limit=limit, token=token)
-    else:
-        rows = _claim_compare_and_set(now=now, until=until, limit=limit, token=token)
+    try:
+        if connection.vendor == "postgresql":
+            rows = _claim_postgresql(now=now, until=until, limit=limit, token=token)
+        else:
+            rows = _claim_compare_and_set(now=now, until=until, limit=limit, token=token)
+    except services.UNREADABLE_ROW_ERRORS:
+        # One due notice cannot be read (the claim rolled back): claim row by row without it.
+        log.warning("check claim: a due notice cannot be read; claiming row by row", exc_info=True)
+        rows = _claim_row_by_row(now=now, until=until, limit=limit, token=token)
     claimed = []
     for nid, url, hoster_id, content_sha256, due_at, last_checked_at, reported_removed_at, check_requested_at in rows:
         claimed.append(
@@ -302,6 +312,25 @@ def _claim_compare_and_set(*, now: datetime, until: datetime, limit: int, token:
     return rows
 
 
+def _claim_row_by_row(*, now: datetime, until: datetime, limit: int, token: uuid.UUID) -> list[tuple]:
+    """The claim when one due row cannot be read: each row read and leased on its own (in a
+    savepoint); an unreadable one is pushed forward by services.BAD_ROW_DELAY and logged."""
+    rows = []
+    with transaction.atomic():
+        due = Notice.objects.filter(next_check_at__lte=now).exclude(status__in=UNMEASURED).order_by("next_check_at")
+        for pk in list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit]):
+            try:
+                with transaction.atomic():
+                    row = Notice.objects.filter(pk=pk).values_list(*CLAIM_FIELDS).get()
+                    leased = Notice.objects.filter(pk=pk, next_check_at__lte=now)
+                    if leased.update(next_check_at=until, lease_token=token):
+                        rows.append(row)
+            except services.UNREADABLE_ROW_ERRORS:
+                log.exception("check claim: notice %s cannot be read; pushed forward", pk)
+                Notice.objects.filter(pk=pk).update(next_check_at=now + services.BAD_ROW_DELAY, lease_token=None)
+    return rows
+
+
 # --- 2. Check -----------------------------------------------------------------------------------
 
 
@@ -374,6 +403,7 @@ def _classify(
                 content_sha256=c.content_sha256,
                 placeholder_hashes=placeholders,
                 resolved_before=c.id in resolved_before,
+                has_hoster=c.hoster_id is not None,
                 is_moved=is_moved,
             )
         )
@@ -438,13 +468,29 @@ def record(
         # A concurrent intake opened a notice for a URL we were reopening: go row by row, so the
         # one conflict is handled and nothing else is lost.
         log.warning("check batch: a constraint fired; recording row by row", exc_info=True)
-        for item in items:
+        _record_row_by_row(items, token=token, result=result)
+    except services.UNREADABLE_ROW_ERRORS:
+        # One notice of the chunk cannot be read: the others are recorded, it is pushed forward.
+        log.warning("check batch: a notice cannot be read; recording row by row", exc_info=True)
+        _record_row_by_row(items, token=token, result=result)
+
+
+def _record_row_by_row(items, *, token: uuid.UUID, result: BatchResult) -> None:
+    for item in items:
+        try:
             try:
                 with transaction.atomic():
                     _merge(result, _record([item], token=token))
             except IntegrityError:
                 with transaction.atomic():
                     _merge(result, _record([item], token=token, can_reopen=False))
+        except services.UNREADABLE_ROW_ERRORS:
+            nid = item[0].id
+            log.exception("check batch: notice %s cannot be read; its check is not recorded; pushed forward", nid)
+            Notice.objects.filter(pk=nid, lease_token=token).update(
+                next_check_at=timezone.now() + services.BAD_ROW_DELAY, lease_token=None
+            )
+            result.failed += 1
 
 
 def _merge(result: BatchResult, part: BatchResult) -> None:
@@ -459,8 +505,9 @@ def _record(items, *, token: uuid.UUID, can_reopen: bool = True) -> BatchResult:
     reopen_blocked = _reopen_blocked(items, fresh) if can_reopen else set(fresh)
     checks, updates, part = _plan(items, fresh, reopen_blocked, now=timezone.now())
     part.discarded = len(ids) - len(fresh)
-    _insert_checks(checks)
-    _update_notices(updates, token=token)
+    heads = _insert_checks(checks, heads={nid: row["check_chain_head"] for nid, row in fresh.items()})
+    # The chain heads moved by the checks go out with the notices' new state: one write per notice.
+    _update_notices([(*u[:-1], heads.get(u[0], u[-1])) for u in updates], token=token)
     return part
 
 
@@ -486,6 +533,8 @@ def _plan(items, fresh: dict[int, dict], reopen_blocked: set[int], *, now: datet
                 outcome=kind.outcome,
                 reason=kind.reason,
                 deadline_s=row["deadline_s"],
+                notified_at=row["notified_at"],
+                has_hoster=row["hoster_id"] is not None,
                 rules=accounting,
                 can_reopen=c.id not in reopen_blocked,
             )
@@ -496,6 +545,9 @@ def _plan(items, fresh: dict[int, dict], reopen_blocked: set[int], *, now: datet
                 status=new.status,
                 takedown_at=new.takedown_at,
                 offline_streak=new.offline_streak,
+                is_provisional=rules.is_provisional(
+                    removal_mechanism=new.removal_mechanism, takedown_at=new.takedown_at, settles_at=row["settles_at"]
+                ),
             )
             if new.reappeared_at != state.reappeared_at and new.status == Notice.Status.REMOVED:
                 due = None  # reappeared, but another open notice measures this URL now
@@ -614,30 +666,65 @@ def _check_row(c: Claimed, obs: Observation, kind: Classification) -> tuple:
     )
 
 
-def _insert_checks(rows: list[tuple]) -> None:
-    """Append the batch's checks: COPY on PostgreSQL, one executemany elsewhere.
+def _insert_checks(rows: list[tuple], *, heads: dict[int, str] | None = None) -> dict[int, str]:
+    """Append the batch's checks, chained: COPY on PostgreSQL, one executemany elsewhere.
 
     Checks are append-only evidence; they are written here and nowhere else by the monitor.
     `bulk_create` spent more time compiling SQL for 16 columns than the database spent storing them.
+    Each row is linked to its notice's check chain (compliance/evidence.py). The record step passes
+    the chain heads of the notices it read FOR UPDATE (`_fresh_rows`): no other monitor appends to
+    them meanwhile, and the moved heads are returned for `_update_notices` to write with the state
+    (a second UPDATE of each notice cost as much as the first). Without `heads` the notices are
+    locked and their heads read and stored here.
+    Returns the moved heads: notice id -> its last check's hash.
     """
+    order = _chain_order()
+    chained = rows if order is None else [tuple(r[i] for i in order) for r in rows]
+    chain = Check.evidence_chain
     if not rows:
-        return
+        return {}
+    if heads is None:
+        hashes = evidence.append_rows(chain, chained, key=_notice_of)
+    else:
+        current = {_notice_of(r): heads[_notice_of(r)] or evidence.GENESIS for r in chained}
+        hashes = evidence.link_rows(chain, chained, current, key=_notice_of)
+    heads = {_notice_of(r): h for r, h in zip(chained, hashes, strict=True)}  # the last one per notice wins
     ops = connection.ops
-    fields = [Check._meta.get_field(name) for name in CHECK_COLUMNS]
+    fields = [Check._meta.get_field(name) for name in (*CHECK_COLUMNS, "chain_hash")]
     table = ops.quote_name(Check._meta.db_table)
     columns = ", ".join(ops.quote_name(f.column) for f in fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             with cursor.cursor.copy(_pg_copy_sql()) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
+                for row, h in zip(rows, hashes, strict=True):
+                    copy.write_row((*row, h))
+            return heads
         prepared = _preparers(fields)
         placeholders = ", ".join(["%s"] * len(fields))
         cursor.executemany(
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",
-            [[p(v) if p and v is not None else v for p, v in zip(prepared, row, strict=True)] for row in rows],
+            [
+                [p(v) if p and v is not None else v for p, v in zip(prepared, (*row, h), strict=True)]
+                for row, h in zip(rows, hashes, strict=True)
+            ],
         )
+    return heads
+
+
+def _notice_of(row: tuple):
+    return row[0]
+
+
+@functools.cache
+def _chain_order() -> tuple[int, ...] | None:
+    """Where each field the check chain covers sits in a CHECK_COLUMNS row; None when the orders
+    are the same (today). A covered field missing from CHECK_COLUMNS fails here, loudly."""
+    order = tuple(CHECK_COLUMNS.index(name) for name in Check.evidence_chain.fields)
+    if order == tuple(range(len(CHECK_COLUMNS))):
+        return None
+    if order[0] != 0:
+        raise RuntimeError("the check chain must cover notice_id first")
+    return order
 
 
 def _preparers(fields) -> list:
@@ -654,15 +741,23 @@ def _preparers(fields) -> list:
     return out
 
 
-_STATE_COLUMNS = (*rules.Timing.FIELDS, "next_check_at", "lease_token", "updated_at")
+# The chain head last: `_record` puts the head `_insert_checks` moved it to in place of the one read.
+_STATE_COLUMNS = (*rules.Timing.FIELDS, "next_check_at", "lease_token", "updated_at", "check_chain_head")
 
 
 def _state_values(row: dict, new: rules.Timing, *, next_check_at: datetime | None, now: datetime) -> tuple:
-    return (row["id"], *(getattr(new, f) for f in rules.Timing.FIELDS), next_check_at, None, now)
+    return (
+        row["id"],
+        *(getattr(new, f) for f in rules.Timing.FIELDS),
+        next_check_at,
+        None,
+        now,
+        row["check_chain_head"],
+    )
 
 
 def _release_values(row: dict, *, next_check_at: datetime | None, now: datetime) -> tuple:
-    return (row["id"], *(row[f] for f in rules.Timing.FIELDS), next_check_at, None, now)
+    return (row["id"], *(row[f] for f in rules.Timing.FIELDS), next_check_at, None, now, row["check_chain_head"])
 
 
 def _update_notices(updates: list[tuple], *, token: uuid.UUID) -> None:
@@ -723,7 +818,7 @@ def _columns(updates: list[tuple]) -> list[list]:
 
 @functools.cache
 def _pg_copy_sql() -> str:
-    columns = ", ".join(Check._meta.get_field(name).column for name in CHECK_COLUMNS)
+    columns = ", ".join(Check._meta.get_field(name).column for name in (*CHECK_COLUMNS, "chain_hash"))
     return f"COPY {Check._meta.db_table} ({columns}) FROM STDIN"
 
 

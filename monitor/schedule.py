@@ -15,9 +15,13 @@ minute). For D = 24 h the figures in brackets apply.
 5. **Confirmation**: while a removed observation awaits confirmation, the next check is at most
    D/96 away (so confirmation never waits for a backed-off check), never sooner than the grid.
 6. **After a takedown**: slow re-checks for reappearance, spaced half the time since the takedown,
-   between D/4 and 2 D [6 h .. 2 days], until 30 D.
-7. **Stop** at 30 D after notification (`None`: `next_check_at` NULL), and at once for notices that
-   are no measurement (repeat, unresolvable).
+   between D/4 and 2 D [6 h .. 2 days], until 30 D. A provisional (server-gone) takedown is checked
+   on the grid of an open notice until it settles (2 D): content seen again annuls it, so the
+   monitor looks as often as before the outage.
+7. **Watching** open notices after 30 D: every D [daily] for as long as the content is online,
+   until it is removed or an analyst withdraws the notice.
+8. **Stop** at 30 D after notification for removed notices (`None`: `next_check_at` NULL), and at
+   once for notices that are no measurement (repeat, withdrawn, unresolvable).
 
 A notice not yet notified (`notified_at` empty while its e-mail waits) is observed every D/96
 until it is; the grid then anchors at the notification.
@@ -39,6 +43,7 @@ BACKOFF_MIN, BACKOFF_MAX = 1 / 96, 1 / 8
 CONFIRM_MAX = 1 / 96
 REAPPEARANCE_MIN, REAPPEARANCE_MAX = 1 / 4, 2.0
 STOP_AFTER = 30.0
+WATCH_EVERY = 1.0  # open notices after STOP_AFTER: one check per deadline
 MIN_INTERVAL_S = 0.5
 
 OPEN_STATUSES = frozenset({"pending", "online", "reappeared"})
@@ -53,6 +58,7 @@ def next_check_at(
     status: str,
     takedown_at: datetime | None = None,
     offline_streak: int = 0,
+    is_provisional: bool = False,
     min_interval_s: float = MIN_INTERVAL_S,
 ) -> datetime | None:
     """The next due time after a check at `now` left the notice in the given state, or None to stop."""
@@ -64,10 +70,14 @@ def next_check_at(
         return max(now + timedelta(seconds=d * BACKOFF_MIN), floor)
     stop_at = notified_at + timedelta(seconds=d * STOP_AFTER)
     if now >= stop_at:
+        if status in OPEN_STATUSES:
+            # Still online after the window: watched at a slow cadence, never forgotten.
+            spacing = CONFIRM_MAX if offline_streak > 0 else WATCH_EVERY
+            return max(now + timedelta(seconds=d * spacing), floor)
         return None
     x = (now - notified_at).total_seconds() / d  # elapsed, in deadlines
 
-    if status in CLOSED_MEASURED:
+    if status in CLOSED_MEASURED and not is_provisional:
         since_takedown = (now - takedown_at).total_seconds() / d if takedown_at else 0.0
         spacing = min(max(since_takedown / 2, REAPPEARANCE_MIN), REAPPEARANCE_MAX)
         return max(min(now + timedelta(seconds=spacing * d), stop_at), floor)
@@ -76,7 +86,7 @@ def next_check_at(
     due = notified_at + timedelta(seconds=nxt * d)
     if offline_streak > 0:
         due = min(due, now + timedelta(seconds=CONFIRM_MAX * d))
-    return max(min(due, stop_at), floor)
+    return max(min(due, stop_at), floor)  # from 30 D on, open notices are watched (above)
 
 
 def next_grid_point(x: float) -> float:

@@ -35,7 +35,21 @@ PERIOD_PARAMETERS = [
         description="Instead of from/to: a named period, `30d`, `90d`, `365d`, `all`, a year `2026` or a month "
         "`2026-03`. Named periods are served from rollups (see `X-Computed-At`).",
     ),
+    OpenApiParameter(
+        "regime",
+        OpenApiTypes.STR,
+        enum=list(Notice.Regime.values),
+        description="Only notices of this regime (`covenant`: the 24 h agreement; `order`: a removal order with "
+        "its own deadline; `other`). Default: all regimes together.",
+    ),
 ]
+
+
+def parse_regime(params) -> str | None:
+    regime = params.get("regime") or None
+    if regime is not None and regime not in Notice.Regime.values:
+        raise ValidationError({"regime": [f"one of {', '.join(Notice.Regime.values)}"]})
+    return regime
 
 
 def parse_period(params, now) -> periods.Period | None:
@@ -56,8 +70,10 @@ class HosterMetricsSerializer(serializers.Serializer):
     """One row of `compliance_report`, with the figures beyond CONTRACT.md's after them."""
 
     hoster = serializers.SlugField()
-    notices = serializers.IntegerField(help_text="measured notices: notified, not a repeat, not unresolvable")
-    removed = serializers.IntegerField(help_text="status removed: takedown confirmed and not reappeared")
+    notices = serializers.IntegerField(
+        help_text="measured notices: notified, not a repeat, not withdrawn, not unresolvable without a hoster"
+    )
+    removed = serializers.IntegerField(help_text="status removed now: takedown confirmed and the content not back")
     within = serializers.IntegerField()
     late = serializers.IntegerField()
     pending = serializers.IntegerField()
@@ -66,12 +82,20 @@ class HosterMetricsSerializer(serializers.Serializer):
     median_ttt_s = serializers.FloatField(allow_null=True, help_text="over taken-down notices")
     p90_ttt_s = serializers.FloatField(allow_null=True)
     km_median_ttt_s = serializers.FloatField(allow_null=True, help_text="Kaplan-Meier median; null if not reached")
+    regime = serializers.CharField(allow_null=True, help_text="the regime filtered to; null: all regimes together")
+    taken_down = serializers.IntegerField(help_text="with a takedown, including reappeared ones")
+    reappeared = serializers.IntegerField(help_text="notices whose content came back after a takedown (open again)")
+    server_gone = serializers.IntegerField(help_text="takedowns resting on server gone (network failure only)")
+    server_gone_provisional = serializers.IntegerField(
+        help_text="of those, not settled yet: their verdict stays pending until they settle"
+    )
+    repeats = serializers.IntegerField(help_text="repeat notices: outside every rate, counted apart")
+    withdrawn = serializers.IntegerField(help_text="notices withdrawn by an analyst: outside every rate")
     name = serializers.CharField()
     compliance_rate_low = serializers.FloatField(allow_null=True, help_text="Wilson 95% interval")
     compliance_rate_high = serializers.FloatField(allow_null=True)
-    taken_down = serializers.IntegerField(help_text="with a takedown, including reappeared ones")
-    reappeared = serializers.IntegerField(help_text="notices whose content came back after a takedown")
     reappearances = serializers.IntegerField()
+    unresolvable = serializers.IntegerField(help_text="without a hoster only (outside every rate)")
     displaced = serializers.IntegerField(help_text="takedowns by moving to another hoster")
     open_past_deadline = serializers.IntegerField()
     oldest_open_notified_at = serializers.DateTimeField(allow_null=True)
@@ -97,13 +121,14 @@ class HosterMetricsView(APIView):
     def get(self, request):
         now = timezone.now()
         period = parse_period(request.query_params, now) or periods.custom(None, None)
+        regime = parse_regime(request.query_params)
         hosters = selectors.hosters_visible_to(request.user)
         notices = selectors.notices_visible_to(request.user)
         if period.kind == "custom":
             # from/to (or nothing): computed on the spot, exactly as compliance_report does.
-            result = scorecards.period_metrics(period, now=now, notices=notices, hosters=hosters)
+            result = scorecards.period_metrics(period, now=now, notices=notices, hosters=hosters, regime=regime)
         else:
-            result = rollups.figures(period, now=now, hosters=hosters, notices=notices)
+            result = rollups.figures(period, now=now, hosters=hosters, notices=notices, regime=regime)
         rows = [scorecards.report_row(m, all_columns=True) for m in result.hosters]
         response = Response(rows)
         response["X-Methodology-Version"] = result.methodology_version
@@ -173,7 +198,11 @@ class NoticeExportView(APIView):
         if verdict is not None and verdict not in exports.VERDICTS:
             raise ValidationError({"verdict": ["within, late or pending"]})
         flt = exports.ExportFilter(
-            period=parse_period(params, now), hoster=params.get("hoster") or None, statuses=statuses, verdict=verdict
+            period=parse_period(params, now),
+            hoster=params.get("hoster") or None,
+            statuses=statuses,
+            verdict=verdict,
+            regime=parse_regime(params),
         )
         metadata = {
             "methodology_version": settings.METHODOLOGY_VERSION,

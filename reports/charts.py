@@ -78,56 +78,90 @@ def _deadline_marker(deadline_s: int, row: int = 0) -> tuple[dict, dict]:
     return shape, label
 
 
-def survival_figure(charts: dict, deadlines_s: list[int]) -> dict | None:
-    """Kaplan-Meier: the share of notices still online by hours since notification, its 95 %
-    interval, and the deadline(s) marked."""
-    points = charts.get("survival") or []
-    if not points:
+CURVE_COLOURS = (ACCENT, "#c26a00", "#2e7d32", "#6a3d9a", MUTED)
+
+
+def regime_label(regime: str) -> str:
+    labels = {
+        Notice.Regime.COVENANT: _("covenant"),
+        Notice.Regime.ORDER: _("removal order"),
+        Notice.Regime.OTHER: _("other"),
+    }
+    return str(labels.get(regime, regime))
+
+
+def curve_label(curve: dict) -> str:
+    """`covenant, deadline 24 h (n = 120)`: what a curve holds, so that none is read as another."""
+    return _("%(regime)s, deadline %(deadline)s (n = %(n)s)") % {
+        "regime": regime_label(curve["regime"]),
+        "deadline": deadline_duration(curve["deadline_s"]),
+        "n": curve["n"],
+    }
+
+
+def survival_figure(charts: dict, deadlines_s: list[int] | None = None) -> dict | None:
+    """Kaplan-Meier: the share of notices still online by hours since notification, one curve per
+    regime and deadline (a curve never pools different deadlines), each with its 95 % interval and
+    its deadline marked."""
+    curves = [c for c in charts.get("curves") or [] if c.get("survival")]
+    if not curves:
         return None
-    xs = [0.0] + [hours(p[0]) for p in points]
-    ys = [1.0] + [p[1] for p in points]
-    lower = [1.0] + [p[2] for p in points]
-    upper = [1.0] + [p[3] for p in points]
-    band = {"width": 0, "shape": "hv"}
-    data = [
-        {
-            "type": "scatter",
-            "x": xs,
-            "y": upper,
-            "mode": "lines",
-            "line": band,
-            "hoverinfo": "skip",
-            "showlegend": False,
-        },
-        {
-            "type": "scatter",
-            "x": xs,
-            "y": lower,
-            "mode": "lines",
-            "line": band,
-            "fill": "tonexty",
-            "fillcolor": "rgba(11,92,173,0.15)",
-            "name": _("95% interval"),
-            "hoverinfo": "skip",
-        },
-        {
-            "type": "scatter",
-            "x": xs,
-            "y": ys,
-            "mode": "lines",
-            "line": {"color": ACCENT, "shape": "hv", "width": 2},
-            "name": _("still online (Kaplan-Meier)"),
-            "hovertemplate": "%{y:.1%}",
-        },
-    ]
-    markers = [_deadline_marker(d, row) for row, d in enumerate(deadlines_s)]
+    data = []
+    for i, curve in enumerate(curves):
+        colour = CURVE_COLOURS[i % len(CURVE_COLOURS)]
+        points = curve["survival"]
+        xs = [0.0] + [hours(p[0]) for p in points]
+        band = {"width": 0, "shape": "hv"}
+        label = curve_label(curve)
+        data += [
+            {
+                "type": "scatter",
+                "x": xs,
+                "y": [1.0] + [p[3] for p in points],
+                "mode": "lines",
+                "line": band,
+                "hoverinfo": "skip",
+                "showlegend": False,
+                "legendgroup": label,
+            },
+            {
+                "type": "scatter",
+                "x": xs,
+                "y": [1.0] + [p[2] for p in points],
+                "mode": "lines",
+                "line": band,
+                "fill": "tonexty",
+                "fillcolor": _rgba(colour, 0.15),
+                "hoverinfo": "skip",
+                "showlegend": False,
+                "legendgroup": label,
+            },
+            {
+                "type": "scatter",
+                "x": xs,
+                "y": [1.0] + [p[1] for p in points],
+                "mode": "lines",
+                "line": {"color": colour, "shape": "hv", "width": 2},
+                "name": label,
+                "legendgroup": label,
+                "hovertemplate": "%{y:.1%}",
+            },
+        ]
+    marked = sorted({c["deadline_s"] for c in curves})
+    markers = [_deadline_marker(d, row) for row, d in enumerate(marked)]
     layout = _layout(
         xaxis={"title": {"text": _("hours since notification")}, "rangemode": "tozero"},
         yaxis={"title": {"text": _("share still online")}, "tickformat": ".0%", "range": [0, 1.02]},
         shapes=[m[0] for m in markers],
         annotations=[m[1] for m in markers],
+        showlegend=True,
     )
     return figure(data, layout)
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
 
 
 def _bin_label(b: dict) -> str:

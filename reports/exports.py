@@ -36,12 +36,12 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import NotSupportedError, connection, transaction
 from django.db.models import Case, F, Func, QuerySet, TextField, Value, When
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models.functions import NullIf
 
 from compliance import selectors
 from compliance.pseudonym import pseudonymise
 from reports.periods import Period
-from reports.scorecards import WholeSeconds, ttt_expression
+from reports.scorecards import precision_ms_expression, ttt_ms_expression
 
 CHUNK_ROWS = 5000
 
@@ -51,6 +51,7 @@ COLUMNS = [
     "notified_at",
     "deadline_at",
     "deadline_s",
+    "regime",
     "status",
     "verdict",
     "last_online_at",
@@ -92,12 +93,41 @@ class IsoUtc(Func):
         raise NotSupportedError(f"IsoUtc is not implemented for {connection.vendor}")
 
 
+class SecondsText(Func):
+    """Milliseconds (an integer expression) as seconds with three decimals, `4.501`, `-0.250`: the
+    same text on both databases, exact (no float in between). `ttt_s` and `precision_s` are
+    rounded up to the millisecond before (reports.scorecards.Milliseconds)."""
+
+    arity = 1
+    output_field = TextField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        ms, params = compiler.compile(self.source_expressions[0])
+        sql = (
+            f"(CASE WHEN {ms} < 0 THEN '-' ELSE '' END || (abs({ms}) / 1000)::text || '.' "
+            f"|| lpad((abs({ms}) %% 1000)::text, 3, '0'))"
+        )
+        return sql, (*params, *params, *params)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        ms, params = compiler.compile(self.source_expressions[0])
+        sql = (
+            f"(CASE WHEN {ms} < 0 THEN '-' ELSE '' END || (abs({ms}) / 1000) || '.' "
+            f"|| substr('00' || (abs({ms}) %% 1000), -3, 3))"
+        )
+        return sql, (*params, *params, *params)
+
+    def as_sql(self, compiler, connection, **extra):
+        raise NotSupportedError(f"SecondsText is not implemented for {connection.vendor}")
+
+
 @dataclass(frozen=True)
 class ExportFilter:
     period: Period | None = None
     hoster: str | None = None  # slug
     statuses: tuple[str, ...] = ()
     verdict: str | None = None
+    regime: str | None = None
 
     def describe(self) -> dict[str, str]:
         d = {}
@@ -110,6 +140,8 @@ class ExportFilter:
             d["status"] = ",".join(self.statuses)
         if self.verdict:
             d["verdict"] = self.verdict
+        if self.regime:
+            d["regime"] = self.regime
         return d
 
 
@@ -132,6 +164,8 @@ def export_queryset(user, flt: ExportFilter, *, now: datetime) -> QuerySet:
         qs = qs.filter(hoster__slug=flt.hoster)
     if flt.statuses:
         qs = qs.filter(status__in=flt.statuses)
+    if flt.regime:
+        qs = qs.filter(regime=flt.regime)
     qs = selectors.annotate_verdict(qs, now)
     if flt.verdict:
         qs = qs.filter(verdict_sql=flt.verdict)
@@ -141,8 +175,8 @@ def export_queryset(user, flt: ExportFilter, *, now: datetime) -> QuerySet:
             x_deadline=IsoUtc("deadline_at"),
             x_online=IsoUtc("last_online_at"),
             x_takedown=IsoUtc("takedown_at"),
-            x_ttt=ttt_expression(),
-            x_precision=WholeSeconds(Coalesce(F("last_online_at"), F("notified_at")), F("takedown_at")),
+            x_ttt=SecondsText(ttt_ms_expression()),
+            x_precision=SecondsText(precision_ms_expression()),
             x_mechanism=NullIf("removal_mechanism", Value("")),
             x_displaced=_as_text("is_displaced"),
             x_cdn=_as_text("is_behind_cdn"),
@@ -161,6 +195,7 @@ SOURCE_FIELDS = (
     "x_notified",
     "x_deadline",
     "deadline_s",
+    "regime",
     "status",
     "verdict_sql",
     "x_online",
@@ -355,6 +390,8 @@ def python_csv_chunks(user, flt: ExportFilter, *, now: datetime) -> Iterator[byt
 
 
 BOOL_COLUMNS = tuple(i for i, c in enumerate(COLUMNS) if c.startswith("is_"))
+# Seconds to the millisecond, exported as text (`4.501`) in CSV; numbers in JSON Lines and Parquet.
+SECONDS_COLUMNS = tuple(COLUMNS.index(c) for c in ("ttt_s", "precision_s"))
 
 
 def jsonl_stream(user, flt: ExportFilter, *, now: datetime) -> Iterator[bytes]:
@@ -364,6 +401,9 @@ def jsonl_stream(user, flt: ExportFilter, *, now: datetime) -> Iterator[bytes]:
         for row in batch:
             for i in BOOL_COLUMNS:
                 row[i] = row[i] == "true"
+            for i in SECONDS_COLUMNS:
+                if row[i] is not None:
+                    row[i] = float(row[i])
             lines.append(dumps(dict(zip(COLUMNS, row, strict=True))))
         yield ("\n".join(lines) + "\n").encode()
 
@@ -376,12 +416,13 @@ PARQUET_SCHEMA = pa.schema(
         ("notified_at", TIMESTAMP),
         ("deadline_at", TIMESTAMP),
         ("deadline_s", pa.int64()),
+        ("regime", pa.string()),
         ("status", pa.string()),
         ("verdict", pa.string()),
         ("last_online_at", TIMESTAMP),
         ("takedown_at", TIMESTAMP),
-        ("ttt_s", pa.int64()),
-        ("precision_s", pa.int64()),
+        ("ttt_s", pa.float64()),
+        ("precision_s", pa.float64()),
         ("removal_mechanism", pa.string()),
         ("is_displaced", pa.bool_()),
         ("reappearance_count", pa.int64()),
@@ -434,6 +475,8 @@ def parquet_stream(user, flt: ExportFilter, *, now: datetime, metadata: dict[str
                     arrays.append(pc.equal(pa.array(values, type=pa.string()), "true"))
                 elif field.type == TIMESTAMP:
                     arrays.append(pa.array(values, type=pa.string()).cast(TIMESTAMP))
+                elif field.type == pa.float64():
+                    arrays.append(pa.array(values, type=pa.string()).cast(pa.float64()))
                 else:
                     arrays.append(pa.array(values, type=field.type))
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))

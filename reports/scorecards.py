@@ -6,8 +6,9 @@ table, the scorecards, the "below the bar" list and the rollups behind them.
 Two SQL queries per period (both over measured notices, `compliance.selectors.measured_notices`):
 1. one aggregate per hoster: notices, removed, within, late, pending, open, reappearances, ...
    (the verdict is `selectors.verdict_expression`, the SQL twin of `compliance.rules.verdict`);
-2. the observations grouped per hoster and whole second: how many notices were taken down at
-   each time to takedown, and how many still-online notices were last seen at each time (censored).
+2. the observations grouped per hoster and millisecond (each time rounded UP to the next
+   millisecond, never below the observation): how many notices were taken down at each time to
+   takedown, and how many still-online notices were last seen at each time (censored).
    Percentiles, the Kaplan-Meier curve and the takedown-time histogram are computed from these
    counts by reports/survival.py, the same way on PostgreSQL and SQLite.
 
@@ -26,10 +27,10 @@ from django.db.models import (
     BigIntegerField,
     Case,
     Count,
+    DateTimeField,
     F,
     Func,
     IntegerField,
-    Max,
     Min,
     Q,
     QuerySet,
@@ -48,52 +49,75 @@ OPEN = tuple(Notice.OPEN_STATUSES)
 MECHANISMS = tuple(Notice.RemovalMechanism.values)
 
 
-class WholeSeconds(Func):
-    """Whole seconds from the first datetime to the second, truncated toward zero (as `Notice.ttt_s`)."""
+class Milliseconds(Func):
+    """Milliseconds from the first datetime to the second, rounded UP (toward +infinity) to the next
+    whole millisecond: a time to takedown is an upper bound and never falls below the observation
+    (docs/methodology.md, "Times are upper bounds"). The same integer on PostgreSQL and SQLite, and
+    the same as `compliance.rules.seconds_up` * 1000 in Python."""
 
     arity = 2
     output_field = BigIntegerField()
 
+    @staticmethod
+    def _ceil_ms(us: str) -> str:
+        # Integer division truncates toward zero on both databases: for us >= 0 add 999 first; for
+        # a negative difference (gone before the notification) truncation already rounds up.
+        return f"(CASE WHEN ({us}) >= 0 THEN (({us}) + 999) / 1000 ELSE ({us}) / 1000 END)"
+
     def as_postgresql(self, compiler, connection, **extra):
-        # end - start: arguments are (start, end).
         start, end = self.source_expressions
         start_sql, start_params = compiler.compile(start)
         end_sql, end_params = compiler.compile(end)
-        # date_part (double precision) rather than EXTRACT (numeric, several times slower per row);
-        # exact here: microsecond resolution keeps every value at least 1e-6 from the next integer.
-        return f"TRUNC(date_part('epoch', {end_sql} - {start_sql}))::bigint", (*end_params, *start_params)
+        # date_part (double precision) rather than EXTRACT (numeric, several times slower per row),
+        # rounded to the whole microsecond it is (a double holds microseconds exactly for centuries),
+        # then rounded up to the millisecond in integers: no float ever decides a millisecond.
+        us = f"round(date_part('epoch', {end_sql} - {start_sql}) * 1000000)::bigint"
+        return self._ceil_ms(us), (*end_params, *start_params) * 3
 
     def as_sqlite(self, compiler, connection, **extra):
-        # Django's own SQLite function for datetime differences, in microseconds; integer division
-        # truncates toward zero as Python's int() does.
+        # Django's own SQLite function for datetime differences, in whole microseconds.
         start, end = self.source_expressions
         start_sql, start_params = compiler.compile(start)
         end_sql, end_params = compiler.compile(end)
-        return f"(django_timestamp_diff({end_sql}, {start_sql}) / 1000000)", (*end_params, *start_params)
+        us = f"django_timestamp_diff({end_sql}, {start_sql})"
+        return self._ceil_ms(us), (*end_params, *start_params) * 3
 
     def as_sql(self, compiler, connection, **extra):
-        raise NotSupportedError(f"WholeSeconds is not implemented for {connection.vendor}")
+        raise NotSupportedError(f"Milliseconds is not implemented for {connection.vendor}")
 
 
-def ttt_expression() -> WholeSeconds:
-    """Time to takedown in whole seconds (CONTRACT: takedown_at - notified_at)."""
-    return WholeSeconds(F("notified_at"), F("takedown_at"))
+def ttt_ms_expression() -> Milliseconds:
+    """Time to takedown in milliseconds, rounded up (CONTRACT: takedown_at - notified_at)."""
+    return Milliseconds(F("notified_at"), F("takedown_at"))
 
 
-def observed_time_expression():
-    """Kaplan-Meier time of a notice: its time to takedown; for one without takedown (censored),
-    the time from notification to its last check, 0 if it was never checked."""
+def precision_ms_expression() -> Milliseconds:
+    """The takedown's precision in milliseconds, rounded up: takedown_at - last_online_at (from the
+    notification when the content was never seen online), as `Notice.precision_s`."""
+    return Milliseconds(Coalesce(F("last_online_at"), F("notified_at")), F("takedown_at"))
+
+
+def observed_ms_expression():
+    """Kaplan-Meier time of a notice in milliseconds (rounded up): its time to takedown; for one
+    without takedown (censored), the time from notification to its last check, 0 if it was never
+    checked."""
     return Case(
-        When(takedown_at__isnull=False, then=ttt_expression()),
+        When(takedown_at__isnull=False, then=ttt_ms_expression()),
         When(last_checked_at__isnull=True, then=Value(0)),
-        default=Greatest(Value(0), WholeSeconds(F("notified_at"), F("last_checked_at"))),
+        default=Greatest(Value(0), Milliseconds(F("notified_at"), F("last_checked_at"))),
         output_field=BigIntegerField(),
     )
 
 
 @dataclass
 class HosterMetrics:
-    """One hoster's (or the nation's) figures over one period. Field names are the API's."""
+    """One hoster's (or the nation's) figures over one period. Field names are the API's.
+
+    One definition per figure (docs/methodology.md, "What each figure counts"): `notices` are the
+    measured notices; `removed` those whose status is removed now (a reappeared notice is not: it
+    is open, and counted in `taken_down` and `reappeared`); `within`/`late`/`pending` the verdict;
+    `open` the statuses pending, online and reappeared. Repeats, withdrawn notices and (without a
+    hoster) unresolvable ones are outside every rate and counted apart."""
 
     hoster: str | None  # slug; None for the national row and for unattributed notices
     name: str
@@ -109,10 +133,16 @@ class HosterMetrics:
     median_ttt_s: float | None = None
     p90_ttt_s: float | None = None
     km_median_ttt_s: float | None = None
+    regime: str | None = None  # the regime the figures are filtered to; None: all regimes together
     taken_down: int = 0
     reappeared: int = 0
     reappearances: int = 0
     displaced: int = 0
+    server_gone: int = 0
+    server_gone_provisional: int = 0
+    repeats: int = 0
+    withdrawn: int = 0
+    unresolvable: int = 0
     open_past_deadline: int = 0
     oldest_open_notified_at: datetime | None = None
     removal_mechanisms: dict[str, int] = field(default_factory=dict)
@@ -144,71 +174,134 @@ class PeriodMetrics:
     unattributed: HosterMetrics | None
     curves: dict[int | None, dict] = field(default_factory=dict)  # hoster_id (None: national) -> chart data
     methodology_version: str = ""
+    regime: str | None = None
 
 
 # --- The two queries ----------------------------------------------------------------------------
 
+# The counts over measured notices, and over notified notices outside every rate (counted apart).
+MEASURED_COUNTS = (
+    "notices",
+    "removed",
+    "within",
+    "late",
+    "pending",
+    "open",
+    "open_past_deadline",
+    "taken_down",
+    "reappeared",
+    "reappearances",
+    "displaced",
+    "server_gone_provisional",
+    *(f"mechanism_{m}" for m in MECHANISMS),
+)
+APART_COUNTS = ("repeats", "withdrawn", "unresolvable")
+CELL_COUNTS = (*MEASURED_COUNTS, *APART_COUNTS)
 
-def _period_notices(base: QuerySet[Notice], period: Period) -> QuerySet[Notice]:
-    qs = selectors.measured_notices(base)
+
+_HAS_SETTLES = any(f.name == "settles_at" for f in Notice._meta.get_fields())  # until main has it
+
+
+def unmeasured_condition() -> Q:
+    """Notified notices outside every rate: `compliance.selectors`' definition."""
+    if hasattr(selectors, "unmeasured_condition"):
+        return selectors.unmeasured_condition()
+    return Q(status__in=(*selectors.UNMEASURED_STATUSES, Notice.Status.WITHDRAWN))
+
+
+def provisional_condition(now: datetime) -> Q:
+    """A takedown resting on a server-gone that has not settled yet (`Notice.is_provisional`)."""
+    if not _HAS_SETTLES:
+        return Q(pk__in=[])
+    return Q(takedown_at__isnull=False, removal_mechanism=Notice.RemovalMechanism.SERVER_GONE, settles_at__gt=now)
+
+
+def next_change_expression(now: datetime):
+    """When a pending verdict next changes without any check: at the deadline (pending -> late, or
+    a streak that began by it keeps waiting), else when the notice settles (a provisional
+    server-gone takedown is decided; a waiting streak is late). NULL: only a check changes it."""
+    whens = [When(deadline_at__gte=now, then=F("deadline_at"))]
+    if _HAS_SETTLES:
+        whens.append(When(settles_at__gt=now, then=F("settles_at")))
+    return Case(*whens, default=Value(None), output_field=DateTimeField())
+
+
+def notified_in(base: QuerySet[Notice], period: Period, regime: str | None = None) -> QuerySet[Notice]:
+    """Notices notified in the period (and of the regime), measured or not."""
+    qs = base.filter(notified_at__isnull=False)
     if period.start is not None:
         qs = qs.filter(notified_at__gte=period.start)
     if period.end is not None:
         qs = qs.filter(notified_at__lt=period.end)
+    if regime:
+        qs = qs.filter(regime=regime)
     return qs
 
 
-def _aggregate_rows(qs: QuerySet[Notice], now: datetime) -> list[dict]:
-    """Query 1: counts per hoster_id (NULL: unattributed)."""
-    annotated = selectors.annotate_verdict(qs, now)
+def aggregate_rows(qs: QuerySet[Notice], now: datetime, group_by: tuple[str, ...]) -> list[dict]:
+    """Query 1: the counts per group (`group_by`: e.g. hoster_id; NULL hoster: unattributed) over
+    the notified notices `qs`: measured ones (their verdict is `selectors.verdict_expression`, the
+    SQL twin of `compliance.rules.verdict`) and, counted apart, the rest."""
+    measured = selectors.annotate_verdict(selectors.measured_notices(qs), now)
+    is_open = Q(status__in=OPEN)
     counts = {
         "notices": Count("id"),
         "removed": Count("id", filter=Q(status=Notice.Status.REMOVED)),
         "within": Count("id", filter=Q(verdict_sql="within")),
         "late": Count("id", filter=Q(verdict_sql="late")),
         "pending": Count("id", filter=Q(verdict_sql="pending")),
-        "open": Count("id", filter=Q(status__in=OPEN)),
-        "open_past_deadline": Count("id", filter=Q(status__in=OPEN, verdict_sql="late")),
+        "open": Count("id", filter=is_open),
+        "open_past_deadline": Count("id", filter=is_open & Q(verdict_sql="late")),
         "taken_down": Count("id", filter=Q(takedown_at__isnull=False)),
         "reappeared": Count("id", filter=Q(reappearance_count__gt=0)),
         "reappearances": Coalesce(Sum("reappearance_count"), 0),
         "displaced": Count("id", filter=Q(is_displaced=True)),
-        "oldest_open_notified_at": Min("notified_at", filter=Q(status__in=OPEN)),
-        "deadline_min": Min("deadline_s"),
-        "deadline_max": Max("deadline_s"),
+        "server_gone_provisional": Count("id", filter=provisional_condition(now)),
+        "oldest_open_notified_at": Min("notified_at", filter=is_open),
+        "next_change_at": Min(next_change_expression(now), filter=Q(verdict_sql="pending")),
     }
     for mechanism in MECHANISMS:
         counts[f"mechanism_{mechanism}"] = Count("id", filter=Q(takedown_at__isnull=False, removal_mechanism=mechanism))
-    return list(annotated.order_by().values("hoster_id").annotate(**counts))
+    rows = {tuple(r[k] for k in group_by): r for r in measured.order_by().values(*group_by).annotate(**counts)}
+    apart = (
+        qs.filter(unmeasured_condition())
+        .order_by()
+        .values(*group_by)
+        .annotate(
+            repeats=Count("id", filter=Q(status=Notice.Status.REPEAT)),
+            withdrawn=Count("id", filter=Q(status=Notice.Status.WITHDRAWN)),
+            unresolvable=Count("id", filter=Q(status=Notice.Status.UNRESOLVABLE)),
+        )
+    )
+    for r in apart:
+        key = tuple(r[k] for k in group_by)
+        row = rows.setdefault(key, {**{k: r[k] for k in group_by}, **dict.fromkeys(MEASURED_COUNTS, 0)})
+        row.update({k: r[k] for k in APART_COUNTS})
+    for row in rows.values():
+        for k in APART_COUNTS:
+            row.setdefault(k, 0)
+    return list(rows.values())
 
 
-def _deadlines(qs: QuerySet[Notice], hoster_ids: list[int | None]) -> dict[int | None, list[int]]:
-    """The distinct deadlines per hoster, only asked for where a hoster's notices have several."""
-    if not hoster_ids:
-        return {}
-    condition = Q(hoster_id__in=[h for h in hoster_ids if h is not None])
-    if None in hoster_ids:
-        condition |= Q(hoster_id__isnull=True)
-    mixed = qs.filter(condition)
-    found: dict[int | None, set[int]] = {}
-    for hoster_id, deadline_s in mixed.order_by().values_list("hoster_id", "deadline_s").distinct():
-        found.setdefault(hoster_id, set()).add(deadline_s)
-    return {k: sorted(v) for k, v in found.items()}
-
-
-def _grouped_observations(qs: QuerySet[Notice]) -> dict[int | None, survival.Grouped]:
-    """Query 2: per hoster, (time, takedowns, observations) at each distinct whole second."""
+def grouped_observations(qs: QuerySet[Notice], group_by: tuple[str, ...]) -> dict[tuple, survival.Grouped]:
+    """Query 2: per group of the measured notices `qs`, (time in ms, takedowns, observations) at
+    each distinct millisecond. Group values must be integers or text (hoster_id NULL -> 0)."""
+    group_fields = {
+        f"g{i}": (Coalesce(k, Value(0), output_field=BigIntegerField()) if k == "hoster_id" else F(k))
+        for i, k in enumerate(group_by)
+    }
+    names = list(group_fields)
     grouped_qs = (
         qs.annotate(
-            hid=Coalesce("hoster_id", Value(0), output_field=BigIntegerField()),
-            t=observed_time_expression(),
+            **group_fields,
+            t=observed_ms_expression(),
             ev=Case(When(takedown_at__isnull=False, then=Value(1)), default=Value(0), output_field=IntegerField()),
         )
         .order_by()
-        .values("hid", "t")
+        .values(*names, "t")
         .annotate(d=Sum("ev"), c=Count("id"))
-        .order_by("hid", "t")
-        .values_list("hid", "t", "d", "c")
+        .order_by(*names, "t")
+        .values_list(*names, "t", "d", "c")
     )
     sql, params = grouped_qs.query.sql_with_params()
     with connection.cursor() as cursor:
@@ -216,12 +309,17 @@ def _grouped_observations(qs: QuerySet[Notice]) -> dict[int | None, survival.Gro
         rows = cursor.fetchall()
     if not rows:
         return {}
-    arr = np.asarray(rows, dtype=np.int64)
-    boundaries = np.flatnonzero(np.diff(arr[:, 0])) + 1
+    width = len(names)
+    keys = [row[:width] for row in rows]
+    arr = np.asarray([row[width:] for row in rows], dtype=np.int64)
+    # Group boundaries: where the key changes (rows come sorted by key, then time).
+    starts = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]]
     result = {}
-    for chunk in np.split(arr, boundaries):
-        hid = int(chunk[0, 0])
-        result[hid or None] = survival.Grouped(chunk[:, 1].copy(), chunk[:, 2].copy(), chunk[:, 3].copy())
+    for j, begin in enumerate(starts):
+        finish = starts[j + 1] if j + 1 < len(starts) else len(keys)
+        key = tuple(None if (group_by[i] == "hoster_id" and v == 0) else v for i, v in enumerate(keys[begin]))
+        chunk = arr[begin:finish]
+        result[key] = survival.Grouped(chunk[:, 0].copy(), chunk[:, 1].copy(), chunk[:, 2].copy())
     return result
 
 
@@ -242,8 +340,11 @@ def _metrics_from(row: dict, grouped: survival.Grouped, *, hoster: str | None, n
         "reappeared",
         "reappearances",
         "displaced",
+        "server_gone_provisional",
+        *APART_COUNTS,
     ):
         setattr(m, key, int(row.get(key) or 0))
+    m.server_gone = int(row.get("mechanism_server_gone") or 0)
     m.oldest_open_notified_at = row.get("oldest_open_notified_at")
     m.removal_mechanisms = {
         mech: int(row.get(f"mechanism_{mech}") or 0) for mech in MECHANISMS if row.get(f"mechanism_{mech}")
@@ -257,33 +358,38 @@ def _metrics_from(row: dict, grouped: survival.Grouped, *, hoster: str | None, n
     if interval:
         m.compliance_rate_low, m.compliance_rate_high = (round(x, 4) for x in interval)
     m.median_ttt_s, m.p90_ttt_s = survival.takedown_percentiles(grouped)
-    curve = survival.kaplan_meier(grouped)
-    m.km_median_ttt_s = float(curve.median) if curve.median is not None else None
+    m.km_median_ttt_s = survival.kaplan_meier(grouped).median_s
     m.is_small_sample = decided < settings.SCORECARD_MIN_NOTICES
     m.methodology_version = settings.METHODOLOGY_VERSION
     return m
 
 
-def _chart_data(grouped: survival.Grouped) -> dict:
-    curve = survival.kaplan_meier(grouped)
+def chart_data(by_deadline: dict[tuple[str, int], survival.Grouped]) -> dict:
+    """A scorecard's charts: one Kaplan-Meier curve per regime and deadline (a curve never pools
+    different deadlines), and the takedown-time histogram."""
+    curves = []
+    for (regime, deadline_s), grouped in sorted(by_deadline.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        points = survival.kaplan_meier(grouped).points(settings.SCORECARD_CURVE_POINTS)
+        if points:
+            curves.append({"regime": regime, "deadline_s": int(deadline_s), "n": grouped.n, "survival": points})
     return {
-        "survival": curve.points(settings.SCORECARD_CURVE_POINTS),
-        "histogram": survival.takedown_histogram(grouped),
+        "curves": curves,
+        "histogram": survival.takedown_histogram(survival.Grouped.merge(list(by_deadline.values()))),
     }
 
 
-def _sum_rows(rows: list[dict]) -> dict:
-    total: dict = {"hoster_id": None}
+def sum_rows(rows: list[dict], group: dict | None = None) -> dict:
+    """Rows of counts added up (the national total; cells into a period)."""
+    total: dict = dict(group or {"hoster_id": None})
     for row in rows:
-        for key, value in row.items():
-            if key == "hoster_id" or value is None:
-                continue
-            if key == "oldest_open_notified_at" or key == "deadline_min":
-                total[key] = min(total[key], value) if total.get(key) is not None else value
-            elif key == "deadline_max":
-                total[key] = max(total[key], value) if total.get(key) is not None else value
-            else:
-                total[key] = total.get(key, 0) + value
+        for key in CELL_COUNTS:
+            total[key] = total.get(key, 0) + int(row.get(key) or 0)
+        for key in ("oldest_open_notified_at", "next_change_at"):
+            value = row.get(key)
+            if value is not None and (total.get(key) is None or value < total[key]):
+                total[key] = value
+    for key in CELL_COUNTS:
+        total.setdefault(key, 0)
     return total
 
 
@@ -293,62 +399,63 @@ def _add_size(m: HosterMetrics, addresses: int | None) -> None:
         m.notices_per_10k_addresses = round(m.notices * 10000 / addresses, 2)
 
 
-def period_metrics(
+def build(
     period: Period,
     *,
     now: datetime,
-    notices: QuerySet[Notice] | None = None,
-    hosters: QuerySet[Hoster] | None = None,
-    with_charts: bool = False,
+    rows: list[dict],
+    grouped: dict[tuple, survival.Grouped],
+    with_charts: bool,
+    regime: str | None,
+    methodology_version: str | None = None,
 ) -> PeriodMetrics:
-    """All figures of `period` over `notices` (default: all), per hoster in `hosters` (default: all).
-
-    Callers pass querysets from `compliance.selectors` (`notices_visible_to(user)`): that is how a
-    hoster user's figures are only ever computed from its own notices.
-    """
-    base = notices if notices is not None else Notice.objects.all()
-    if hosters is not None:
-        base = base.filter(hoster__in=hosters)
-    qs = _period_notices(base, period)
-    rows = _aggregate_rows(qs, now)
-    grouped = _grouped_observations(qs)
-    by_id = {row["hoster_id"]: row for row in rows}
+    """PeriodMetrics from counts per hoster_id (`rows`) and observations per (hoster_id, regime,
+    deadline_s) (`grouped`): the same for a period computed from notices and one merged from cells."""
+    by_hoster: dict[int | None, dict[tuple[str, int], survival.Grouped]] = {}
+    for (hid, reg, deadline_s), g in grouped.items():
+        by_hoster.setdefault(hid, {})[(reg, deadline_s)] = g
     known = {
-        h.pk: h for h in Hoster.objects.filter(pk__in=[k for k in by_id if k is not None]).prefetch_related("prefixes")
+        h.pk: h
+        for h in Hoster.objects.filter(
+            pk__in=[r["hoster_id"] for r in rows if r["hoster_id"] is not None]
+        ).prefetch_related("prefixes")
     }
-    mixed = [row["hoster_id"] for row in rows if row["deadline_min"] != row["deadline_max"]]
-    deadlines = _deadlines(qs, mixed) if mixed else {}
-
-    def deadlines_of(row: dict) -> list[int]:
-        if row["hoster_id"] in deadlines:
-            return deadlines[row["hoster_id"]]
-        return sorted({row["deadline_min"], row["deadline_max"]} - {None})
-
     hoster_metrics: list[HosterMetrics] = []
     unattributed = None
     curves: dict[int | None, dict] = {}
     for row in rows:
         hid = row["hoster_id"]
-        g = grouped.get(hid, survival.Grouped.empty())
+        parts = by_hoster.get(hid, {})
+        g = survival.Grouped.merge(list(parts.values()))
         if hid is None:
-            unattributed = _metrics_from(row, g, hoster=None, name="")
-            unattributed.deadlines_s = deadlines_of(row)
-            continue
-        hoster = known[hid]
-        m = _metrics_from(row, g, hoster=hoster.slug, name=hoster.name)
-        m.deadlines_s = deadlines_of(row)
-        _add_size(m, hoster.ipv4_address_count())
-        hoster_metrics.append(m)
-        if with_charts:
-            curves[hid] = _chart_data(g)
+            m = unattributed = _metrics_from(row, g, hoster=None, name="")
+        else:
+            hoster = known[hid]
+            m = _metrics_from(row, g, hoster=hoster.slug, name=hoster.name)
+            _add_size(m, hoster.ipv4_address_count())
+            hoster_metrics.append(m)
+        m.deadlines_s = sorted({d for _r, d in parts})
+        m.regime = regime
+        if with_charts and hid is not None:
+            curves[hid] = chart_data(parts)
     hoster_metrics.sort(key=lambda m: m.hoster or "")
 
-    total_row = _sum_rows(rows)
-    national_grouped = survival.Grouped.merge(list(grouped.values()))
-    national = _metrics_from(total_row, national_grouped, hoster=None, name="")
-    national.deadlines_s = sorted({d for m in [*hoster_metrics, unattributed] if m for d in m.deadlines_s})
+    national_parts: dict[tuple[str, int], list[survival.Grouped]] = {}
+    for parts in by_hoster.values():
+        for key, g in parts.items():
+            national_parts.setdefault(key, []).append(g)
+    national_by_deadline = {key: survival.Grouped.merge(gs) for key, gs in national_parts.items()}
+    national = _metrics_from(
+        sum_rows(rows), survival.Grouped.merge(list(national_by_deadline.values())), hoster=None, name=""
+    )
+    national.deadlines_s = sorted({d for _r, d in national_by_deadline})
+    national.regime = regime
     if with_charts:
-        curves[None] = _chart_data(national_grouped)
+        curves[None] = chart_data(national_by_deadline)
+    version = methodology_version or settings.METHODOLOGY_VERSION
+    for m in [*hoster_metrics, unattributed, national]:
+        if m is not None:
+            m.methodology_version = version
     return PeriodMetrics(
         period=period,
         computed_at=now,
@@ -356,8 +463,33 @@ def period_metrics(
         national=national,
         unattributed=unattributed,
         curves=curves,
-        methodology_version=settings.METHODOLOGY_VERSION,
+        methodology_version=version,
+        regime=regime,
     )
+
+
+def period_metrics(
+    period: Period,
+    *,
+    now: datetime,
+    notices: QuerySet[Notice] | None = None,
+    hosters: QuerySet[Hoster] | None = None,
+    with_charts: bool = False,
+    regime: str | None = None,
+) -> PeriodMetrics:
+    """All figures of `period` over `notices` (default: all), per hoster in `hosters` (default: all),
+    computed from the notices now (custom periods; named periods are merged from rollup cells).
+
+    Callers pass querysets from `compliance.selectors` (`notices_visible_to(user)`): that is how a
+    hoster user's figures are only ever computed from its own notices.
+    """
+    base = notices if notices is not None else Notice.objects.all()
+    if hosters is not None:
+        base = base.filter(hoster__in=hosters)
+    qs = notified_in(base, period, regime)
+    rows = aggregate_rows(qs, now, ("hoster_id",))
+    grouped = grouped_observations(selectors.measured_notices(qs), ("hoster_id", "regime", "deadline_s"))
+    return build(period, now=now, rows=rows, grouped=grouped, with_charts=with_charts, regime=regime)
 
 
 # --- compliance_report and /api/v1/metrics/hosters/ ---------------------------------------------
@@ -375,12 +507,22 @@ REPORT_COLUMNS = [
     "median_ttt_s",
     "p90_ttt_s",
     "km_median_ttt_s",
+    # Added with issue 11: the regime filter, and what is counted apart from the rates.
+    "regime",
+    "taken_down",
+    "reappeared",
+    "server_gone",
+    "server_gone_provisional",
+    "repeats",
+    "withdrawn",
 ]
 
 
-def report_rows(period: Period, *, now: datetime, notices=None, hosters=None) -> list[HosterMetrics]:
+def report_rows(
+    period: Period, *, now: datetime, notices=None, hosters=None, regime: str | None = None
+) -> list[HosterMetrics]:
     """The rows of `compliance_report`: one per hoster with notices in the period, by slug."""
-    return period_metrics(period, now=now, notices=notices, hosters=hosters).hosters
+    return period_metrics(period, now=now, notices=notices, hosters=hosters, regime=regime).hosters
 
 
 # Figures beyond CONTRACT.md's, in `--all-columns` and in the API.
@@ -388,9 +530,8 @@ EXTRA_COLUMNS = [
     "name",
     "compliance_rate_low",
     "compliance_rate_high",
-    "taken_down",
-    "reappeared",
     "reappearances",
+    "unresolvable",
     "displaced",
     "open_past_deadline",
     "oldest_open_notified_at",

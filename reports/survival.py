@@ -8,7 +8,10 @@ so that every figure is computed the same way on PostgreSQL and SQLite.
   Greenwood interval; the median is the first time at which S(t) <= 0.5, None when never reached.
 - Percentiles are linear interpolation between order statistics (numpy's default `linear`
   method, identical to PostgreSQL's `percentile_cont`): h = p (N - 1), x[floor h] + (x[ceil h] -
-  x[floor h]) (h - floor h), rounded to 0.1 s.
+  x[floor h]) (h - floor h), rounded UP to 0.1 s.
+- Times are whole milliseconds, each rounded up from the observation (reports/scorecards.py,
+  `Milliseconds`); every published statistic is in seconds, rounded up to 0.1 s (`seconds_up`):
+  a time to takedown is an upper bound, and no statistic over it is ever rounded below it.
 - The compliance rate's interval is Wilson's score interval at 95 %.
 """
 
@@ -27,7 +30,7 @@ class Grouped:
     """Observations grouped by distinct time: `times` ascending, `events` (takedowns) and `counts`
     (all observations, events and censored) at each time."""
 
-    times: np.ndarray  # int64 seconds
+    times: np.ndarray  # int64 milliseconds
     events: np.ndarray  # int64
     counts: np.ndarray  # int64
 
@@ -50,15 +53,23 @@ class Grouped:
         parts = [p for p in parts if len(p.times)]
         if not parts:
             return cls.empty()
-        times = np.concatenate([p.times for p in parts])
-        events = np.concatenate([p.events for p in parts])
-        counts = np.concatenate([p.counts for p in parts])
-        unique, inverse = np.unique(times, return_inverse=True)
-        return cls(
-            unique,
-            np.bincount(inverse, weights=events, minlength=len(unique)).astype(np.int64),
-            np.bincount(inverse, weights=counts, minlength=len(unique)).astype(np.int64),
+        if len(parts) == 1:
+            return parts[0]
+        return cls.from_sorted_runs(
+            np.concatenate([p.times for p in parts]),
+            np.concatenate([p.events for p in parts]),
+            np.concatenate([p.counts for p in parts]),
         )
+
+    @classmethod
+    def from_sorted_runs(cls, times: np.ndarray, events: np.ndarray, counts: np.ndarray) -> Grouped:
+        """Grouped from concatenated groups (each sorted by time): a stable sort (timsort, which
+        merges the sorted runs it finds) and a sum per distinct time. Several times faster than
+        np.unique over a year's million observations."""
+        order = np.argsort(times, kind="stable")
+        times, events, counts = times[order], events[order], counts[order]
+        starts = np.flatnonzero(np.concatenate(([True], times[1:] != times[:-1])))
+        return cls(times[starts], np.add.reduceat(events, starts), np.add.reduceat(counts, starts))
 
     @classmethod
     def from_durations(cls, durations, observed) -> Grouped:
@@ -92,11 +103,17 @@ class SurvivalCurve:
     lower: np.ndarray
     upper: np.ndarray
     at_risk: np.ndarray
-    median: int | None
+    median: int | None  # milliseconds
+
+    @property
+    def median_s(self) -> float | None:
+        """The median in seconds, rounded up to 0.1 s."""
+        return None if self.median is None else seconds_up(self.median)
 
     def points(self, limit: int = 400) -> list[list[float]]:
-        """At most `limit` steps [t, S, lower, upper] for a chart: the step at each time-bucket's
-        end, so the drawn curve never departs from the estimate by more than one bucket."""
+        """At most `limit` steps [t, S, lower, upper] for a chart (t in seconds, to the
+        millisecond): the step at each time-bucket's end, so the drawn curve never departs from
+        the estimate by more than one bucket."""
         n = len(self.times)
         if n == 0:
             return []
@@ -106,15 +123,16 @@ class SurvivalCurve:
             buckets = np.floor(np.linspace(0, limit, n, endpoint=False)).astype(np.int64)
             last_of_bucket = np.flatnonzero(np.diff(buckets, append=limit))
             idx = last_of_bucket
-        return [
+        # Vectorised: a scorecard's rollup holds hundreds of curves.
+        table = np.column_stack(
             [
-                int(self.times[i]),
-                round(float(self.survival[i]), 6),
-                round(float(self.lower[i]), 6),
-                round(float(self.upper[i]), 6),
+                self.times[idx] / 1000,
+                np.round(self.survival[idx], 6),
+                np.round(self.lower[idx], 6),
+                np.round(self.upper[idx], 6),
             ]
-            for i in idx
-        ]
+        )
+        return table.tolist()
 
 
 def kaplan_meier(grouped: Grouped, *, z: float = Z_95) -> SurvivalCurve:
@@ -145,9 +163,19 @@ def kaplan_meier(grouped: Grouped, *, z: float = Z_95) -> SurvivalCurve:
     return SurvivalCurve(times, survival, lower[keep], upper[keep], at_risk[keep], median)
 
 
+def seconds_up(ms: float, step_ms: int = 100) -> float:
+    """Milliseconds as seconds, rounded UP to `step_ms` (0.1 s): 4500 -> 4.5, 4501 -> 4.6, -4550 -> -4.5.
+
+    Exact for whole milliseconds (integer arithmetic); an interpolated value between two whole
+    milliseconds is first rounded up to the next millisecond, so float noise never rounds down."""
+    whole_ms = math.ceil(round(ms, 6))  # 4500.0000001 from float noise is 4500, not 4501
+    return -((-whole_ms) // step_ms) * step_ms / 1000
+
+
 def percentile(times: np.ndarray, weights: np.ndarray, p: float) -> float | None:
-    """The p-quantile (0 <= p <= 1) of a sample given as sorted distinct values with multiplicities,
-    by linear interpolation (numpy `linear`, PostgreSQL `percentile_cont`), rounded to 0.1."""
+    """The p-quantile (0 <= p <= 1) of a sample given as sorted distinct values (milliseconds) with
+    multiplicities, by linear interpolation (numpy `linear`, PostgreSQL `percentile_cont`), in
+    seconds rounded up to 0.1 s."""
     total = int(weights.sum())
     if total == 0:
         return None
@@ -157,7 +185,7 @@ def percentile(times: np.ndarray, weights: np.ndarray, p: float) -> float | None
     lo = float(times[np.searchsorted(cumulative, lo_rank, side="right")])
     hi = float(times[np.searchsorted(cumulative, hi_rank, side="right")])
     value = lo if lo_rank == hi_rank else lo + (hi - lo) * (h - lo_rank)
-    return round(value, 1)
+    return seconds_up(value)
 
 
 def takedown_percentiles(grouped: Grouped, ps: tuple[float, ...] = (0.5, 0.9)) -> list[float | None]:
@@ -188,7 +216,8 @@ def takedown_histogram(grouped: Grouped, edges: tuple[int, ...] = HISTOGRAM_EDGE
     before the notification) fall in the first bin, the last bin is open-ended."""
     keep = grouped.events > 0
     times, weights = grouped.times[keep], grouped.events[keep]
-    index = np.searchsorted(np.asarray(edges[1:]), times, side="right")
+    # Times are milliseconds, edges seconds: a time of 3600.001 s lies in [1 h, 2 h).
+    index = np.searchsorted(np.asarray(edges[1:], dtype=np.int64) * 1000, times, side="right")
     counts = np.bincount(index, weights=weights, minlength=len(edges)).astype(np.int64)
     bins = []
     for i, start in enumerate(edges):

@@ -28,7 +28,8 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from compliance import selectors
-from compliance.models import Hoster, Notice
+from compliance.methodology import VERSIONS as METHODOLOGY_VERSIONS
+from compliance.models import Hoster, MethodologyRecord, Notice
 from compliance.pseudonym import pseudonymise, pseudonymise_address
 from reports import charts, periods, rollups, scorecards
 from reports.periods import Period, PeriodError
@@ -73,6 +74,28 @@ def _period(request, now: datetime) -> Period:
 
 class BadPeriod(Exception):
     pass
+
+
+def _regime(request) -> str | None:
+    """`regime=covenant|order|other`, or None (all regimes together)."""
+    regime = request.GET.get("regime") or None
+    if regime is not None and regime not in Notice.Regime.values:
+        raise BadPeriod(f"unknown regime {regime!r}: use {', '.join(Notice.Regime.values)}")
+    return regime
+
+
+def _params(period: Period, regime: str | None) -> dict[str, str]:
+    """How to ask for this period (and regime) again in a URL."""
+    return {**period.query_params(), **({"regime": regime} if regime else {})}
+
+
+def _filter_context(request, period: Period, regime: str | None, now: datetime) -> dict:
+    return {
+        "period": period,
+        "regime": regime or "",
+        "regime_choices": Notice.Regime.choices,
+        "choices": period_choices(now),
+    }
 
 
 def _bad_period(exc: BadPeriod) -> HttpResponseBadRequest:
@@ -121,12 +144,14 @@ def league_table(request):
     _require_role(request.user)
     now = timezone.now()
     try:
-        period = _period(request, now)
+        period, regime = _period(request, now), _regime(request)
     except BadPeriod as exc:
         return _bad_period(exc)
     sees_all = selectors.sees_all_hosters(request.user)
     hosters = selectors.hosters_visible_to(request.user)
-    figures = rollups.figures(period, now=now, hosters=hosters, notices=selectors.notices_visible_to(request.user))
+    figures = rollups.figures(
+        period, now=now, hosters=hosters, notices=selectors.notices_visible_to(request.user), regime=regime
+    )
     rows = figures.hosters
     rank(rows)
     sort = request.GET.get("sort", "rank")
@@ -136,8 +161,10 @@ def league_table(request):
     if request.GET.get("format") == "csv":
         return _league_csv(rows, figures, filename=f"league-{period.key}")
 
-    months, rates_by_hoster, national_monthly = rollups.monthly_rates(now=now, months=SPARK_MONTHS, hosters=hosters)
-    period_query = urlencode(period.query_params())
+    months, rates_by_hoster, national_monthly = rollups.monthly_rates(
+        now=now, months=SPARK_MONTHS, hosters=hosters, regime=regime
+    )
+    period_query = urlencode(_params(period, regime))
     # Cells formatted here, not in the template: 200 hosters x 15 columns of template filters cost
     # more than half a second; this costs a few milliseconds.
     table = [
@@ -150,7 +177,7 @@ def league_table(request):
         }
         for m in rows
     ]
-    base_params = period.query_params()
+    base_params = _params(period, regime)
     columns = [
         (key, label, "num" if key not in ("hoster",) else "")
         for key, label in [
@@ -184,13 +211,12 @@ def league_table(request):
             }
         )
     context = {
-        "period": period,
+        **_filter_context(request, period, regime, now),
         "figures": figures,
         "rows": rows,
         "table": table,
         "headers": headers,
         "sees_all": sees_all,
-        "choices": period_choices(now),
         "period_params": urlencode(base_params),
         "csv_url": "?"
         + urlencode({**base_params, "sort": sort, "dir": "desc" if descending else "asc", "format": "csv"}),
@@ -273,7 +299,7 @@ def scorecard(request, slug: str):
     hoster = get_object_or_404(selectors.hosters_visible_to(request.user), slug=slug)
     now = timezone.now()
     try:
-        period = _period(request, now)
+        period, regime = _period(request, now), _regime(request)
     except BadPeriod as exc:
         return _bad_period(exc)
     figures = rollups.figures(
@@ -282,24 +308,26 @@ def scorecard(request, slug: str):
         hosters=Hoster.objects.filter(pk=hoster.pk),
         notices=selectors.notices_visible_to(request.user),
         charts_for=hoster,
+        regime=regime,
     )
     m = figures.hosters[0] if figures.hosters else None
     chart_data = figures.curves.get(hoster.pk, {})
     months, monthly_by_hoster, _national = rollups.monthly(
-        now=now, months=SPARK_MONTHS, hosters=Hoster.objects.filter(pk=hoster.pk)
+        now=now, months=SPARK_MONTHS, hosters=Hoster.objects.filter(pk=hoster.pk), regime=regime
     )
     series = monthly_by_hoster.get(hoster.pk, [None] * len(months))
     deadlines = m.deadlines_s if m else [settings.COMPLIANCE_DEADLINE]
     overdue = None
     if selectors.can_see_open_notice_list(request.user):
-        overdue = open_past_deadline(hoster, period, now=now, notices=selectors.notices_visible_to(request.user))
-    params = period.query_params()
+        overdue = open_past_deadline(
+            hoster, period, now=now, notices=selectors.notices_visible_to(request.user), regime=regime
+        )
+    params = _params(period, regime)
     context = {
+        **_filter_context(request, period, regime, now),
         "hoster": hoster,
-        "period": period,
         "figures": figures,
         "m": m,
-        "choices": period_choices(now),
         "period_params": urlencode(params),
         "deadline_hours": _deadline_hours(deadlines),
         "survival_chart": charts.survival_figure(chart_data, deadlines),
@@ -323,7 +351,7 @@ def scorecard(request, slug: str):
 OVERDUE_LIMIT = 100
 
 
-def open_past_deadline(hoster, period: Period, *, now: datetime, notices) -> dict:
+def open_past_deadline(hoster, period: Period, *, now: datetime, notices, regime: str | None = None) -> dict:
     """Open notices of the hoster past their deadline without takedown (the verdict late), oldest
     first. Uses the (status, deadline_at) index."""
     qs = selectors.annotate_verdict(
@@ -334,6 +362,8 @@ def open_past_deadline(hoster, period: Period, *, now: datetime, notices) -> dic
         qs = qs.filter(notified_at__gte=period.start)
     if period.end:
         qs = qs.filter(notified_at__lt=period.end)
+    if regime:
+        qs = qs.filter(regime=regime)
     rows = list(qs.order_by("deadline_at", "id")[: OVERDUE_LIMIT + 1])
     return {"rows": rows[:OVERDUE_LIMIT], "more": len(rows) > OVERDUE_LIMIT}
 
@@ -369,25 +399,28 @@ def notices(request, slug: str):
     hoster = get_object_or_404(selectors.hosters_visible_to(request.user), slug=slug)
     now = timezone.now()
     try:
-        period = _period(request, now)
+        period, regime = _period(request, now), _regime(request)
     except BadPeriod as exc:
         return _bad_period(exc)
     figure = request.GET.get("figure", "notices")
     condition, label = figure_filter(figure)
     qs = selectors.annotate_verdict(
         selectors.measured_notices(selectors.notices_visible_to(request.user)).filter(hoster=hoster), now
-    ).annotate(ttt_seconds=scorecards.ttt_expression())
+    ).annotate(ttt_ms=scorecards.ttt_ms_expression())
     if period.start:
         qs = qs.filter(notified_at__gte=period.start)
     if period.end:
         qs = qs.filter(notified_at__lt=period.end)
+    if regime:
+        qs = qs.filter(regime=regime)
     if condition is not None:
         qs = qs.filter(condition)
     page = Paginator(qs.order_by("notified_at", "id"), 100).get_page(request.GET.get("page"))
     show_urls = selectors.can_see_urls(request.user)
     for n in page.object_list:
         n.url_shown = n.url if show_urls else pseudonymise(n.url)
-    params = {**period.query_params(), "figure": figure}
+        n.ttt_seconds = None if n.ttt_ms is None else n.ttt_ms / 1000
+    params = {**_params(period, regime), "figure": figure}
     export = {**params, "hoster": hoster.slug}
     if condition is not None and figure in ("within", "late", "pending"):
         export["verdict"] = figure
@@ -449,7 +482,7 @@ def below_the_bar(request):
         raise Http404  # a hoster user has no list of other hosters
     now = timezone.now()
     try:
-        period = _period(request, now)
+        period, regime = _period(request, now), _regime(request)
     except BadPeriod as exc:
         return _bad_period(exc)
     bar, minimum = _bar_settings(request)
@@ -458,25 +491,25 @@ def below_the_bar(request):
         now=now,
         hosters=selectors.hosters_visible_to(request.user),
         notices=selectors.notices_visible_to(request.user),
+        regime=regime,
     )
     rows = below(figures.hosters, bar=bar, minimum=minimum)
     if request.GET.get("format") == "csv":
         for m in rows:
             m.rank = None
         return _league_csv(rows, figures, filename=f"below-the-bar-{period.key}")
-    params = {**period.query_params(), "bar": f"{bar:g}", "min": minimum}
+    params = {**_params(period, regime), "bar": f"{bar:g}", "min": minimum}
     return render(
         request,
         "reports/below_the_bar.html",
         {
-            "period": period,
+            **_filter_context(request, period, regime, now),
             "figures": figures,
             "rows": rows,
             "bar": bar,
             "bar_percent": f"{bar * 100:g}",
             "minimum": minimum,
-            "choices": period_choices(now),
-            "period_params": urlencode(period.query_params()),
+            "period_params": urlencode(_params(period, regime)),
             "csv_url": "?" + urlencode({**params, "format": "csv"}),
             "deadline_hours": _deadline_hours(figures.national.deadlines_s),
         },
@@ -514,8 +547,10 @@ def methodology(request):
             "min_notices": settings.SCORECARD_MIN_NOTICES,
             "bar_percent": f"{settings.SCORECARD_BAR * 100:g}",
             "bar_min": settings.SCORECARD_BAR_MIN_NOTICES,
-            "max_age_min": f"{settings.SCORECARD_ROLLUP_MAX_AGE / 60:g}",
+            "max_age_s": settings.SCORECARD_ROLLUP_MAX_AGE,
             "methodology_version": settings.METHODOLOGY_VERSION,
+            "versions": METHODOLOGY_VERSIONS,
+            "records": MethodologyRecord.objects.order_by("-last_seen_at")[:20],
         },
     )
 

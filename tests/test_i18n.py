@@ -204,9 +204,9 @@ def demo_data(db):
 
     from compliance import services
     from compliance.models import Dispute, Notice
-    from monitor.sandbox import history
+    from demo.sandbox import history
 
-    call_command("load_hosters", str(ROOT / "demo" / "hosters.csv"), stdout=io.StringIO())
+    call_command("load_hosters", str(ROOT / "demo" / "data" / "hosters.csv"), stdout=io.StringIO())
     now = datetime.now(UTC)
     history.load(history.generate(now=now, months=2, per_month=40, http_port=8080, seed=11), now=now)
     users = {}

@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from compliance.audit import audit_record
-from compliance.models import Dispute, Notice
+from compliance.models import NOTIFIED_AT_FLOOR, Dispute, Notice
 from compliance.services import due_now_unless_leased
 
 # Outcomes of a removal claim.
@@ -109,6 +109,9 @@ def dispute_raise(
             errors["removed_at"] = [_("Say when the content was removed.")]
         elif removed_at > now:
             errors["removed_at"] = [_("The removal time lies in the future.")]
+        elif removed_at < NOTIFIED_AT_FLOOR:
+            # Outside the product's domain, and years Python and the databases disagree about.
+            errors["removed_at"] = [_("The removal time lies before 2000.")]
     elif removed_at is not None:
         removed_at = None  # only meaningful with "already removed"
     if reason == Dispute.Reason.OTHER and not text:

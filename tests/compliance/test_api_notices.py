@@ -53,7 +53,7 @@ def test_an_analyst_creates_a_notice(api, analyst):
         ({"url": "http://x.example/", "notified_at": "soon"}, "notified_at", "ISO 8601"),
         ({"url": "http://x.example/", "content_sha256": "abc"}, "content_sha256", "64 hexadecimal"),
         ({"url": "http://x.example/", "hoster": "nobody"}, "hoster", "no hoster"),
-        ({"url": "http://x.example/", "deadline_s": 0}, "deadline_s", "greater than or equal to 1"),
+        ({"url": "http://x.example/", "deadline_s": 0}, "deadline_s", "between 1 and 31536000 seconds"),
     ],
 )
 def test_bad_input_gets_400_with_field_errors(api, analyst, payload, field, message):

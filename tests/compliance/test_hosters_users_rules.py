@@ -194,9 +194,15 @@ def test_a_displacement_by_the_deadline_is_not_compliance_and_after_it_late():
     assert verdict(status="removed", takedown_at=T0 + D + timedelta(seconds=1), is_displaced=True) == "late"
 
 
-def test_repeats_and_unresolvable_notices_have_no_verdict():
+def test_repeats_withdrawn_and_unresolvable_notices_without_hoster_have_no_verdict():
     assert verdict(status="repeat") is None
-    assert verdict(status="unresolvable") is None
+    assert verdict(status="withdrawn") is None
+    assert verdict(status="unresolvable", hoster_id=None) is None
+
+
+def test_a_notice_with_a_hoster_always_counts_for_it():
+    """Only a notice without any hoster may be unresolvable; a stale one with a hoster is decided."""
+    assert verdict(status="unresolvable", hoster_id=7) == "late"
 
 
 def test_a_notice_not_yet_notified_is_pending():

@@ -199,3 +199,177 @@ def test_the_command_prints_no_progress_bar_when_output_is_not_a_tty(tmp_path):
     )
     assert result.stderr == ""
     assert json.loads(result.stdout.strip().splitlines()[-1])["imported"] == 1
+
+
+# --- Issue 14: an import never loses good rows for a bad one --------------------------------------
+
+FULL_HEADER = "url,notified_at,reference,content_sha256,hoster,deadline_s,regime\n"
+
+
+def mixed_file() -> tuple[bytes, list[str], dict[int, str]]:
+    """Good rows between about thirty kinds of bad ones: (file bytes, good references, bad line -> reason)."""
+    good, bad, lines = [], {}, [FULL_HEADER.encode()]
+
+    def add(text: str | bytes, reason: str | None = None, ref: str | None = None):
+        lines.append(text if isinstance(text, bytes) else (text + "\n").encode())
+        line = len(lines)
+        if reason:
+            bad[line] = reason
+        elif ref:
+            good.append(ref)
+
+    add("http://good.example/1,2026-01-05T10:00:00+01:00,G1,,prompt,,", ref="G1")
+    add("http://bad.example/1,,B1,,,99999999999999999999,", "deadline_s must lie between")
+    add("http://bad.example/2,,B2,,,3000000000,", "deadline_s must lie between")
+    add("http://good.example/2,2000-01-01T00:00:00Z,G2,,,31536000,order", ref="G2")
+    add("http://bad.example/3,0001-01-01T00:00:00+05:00,B3,,,,", "before 2000-01-01")
+    add(b"http://bad.example/4,,B4\x00x,,,,\n", "reference contains a NUL character")
+    add("http://good.example/3,,G3,,,1,covenant", ref="G3")
+    add("http://bad.example/5,,B5,,,0,", "deadline_s must lie between")
+    add("http://bad.example/6,,B6,,,soon,", "whole number of seconds")
+    add("http://bad.example/7,9999-12-31T23:59:59-05:00,B7,,,,", "in the future")
+    add("http://bad.example/8,2026-01-05T10:00:00+25:00,B8,,,,", "not an ISO 8601")
+    add("http://bad.example/9,2026-01-05 10:00,B9,,,,", "UTC offset")
+    add("ftp://bad.example/10,,B10,,,,", "only http and https")
+    add("http://u:p@bad.example/11,,B11,,,,", "user info")
+    add("http://bad.example/" + "x" * 2100 + ",,B12,,,,", "longer than 2,048")
+    add(",,B13,,,,", "the URL is empty")
+    add("http://bad.example/14,,B14,abc,,,", "64 hexadecimal")
+    add("http://bad.example/15,,B15,,nobody,,", "no hoster with slug 'nobody'")
+    add("http://bad.example/16,,B16,,,,treaty", "regime must be one of")
+    add("http://bad.example/17,," + "r" * 201 + ",,,,", "longer than 200")
+    add("http://bad.example/18,,B18,,,,,extra", "has 8 fields, the header has 7")
+    add(b"http://bad.example/19,,B19\xe9,,,,\n", "is not valid UTF-8 text (byte 0xE9")
+    add("http://good.example/4,,G4,,,,", ref="G4")
+    add("http://good.example/5,,G1,,,,", "duplicate reference 'G1'")  # G1 again
+    add('"http://bad.example/20,,B20,,,,', 'a quote (") opens a field that is not closed on this line')
+    add("http://good.example/6,,G6,,,,", ref="G6")  # swallowed by the stray quote before issue 14
+    add("http://good.example/7,,G7,,,,", ref="G7")
+    add("http://good.example/8,,G8,,,,", ref="G8")
+    add("http://good.example/9,,G9,,,,", ref="G9")
+    add("http://good.example/10,,G10,,,,", ref="G10")
+    add("http://bad.example/21,,B21,,,-5,", "deadline_s must lie between")
+    add("http://bad.example/22,,B22,,,31536001,", "deadline_s must lie between")
+    add("http://bad.example/ 23,,B23,,,,", "white space")
+    add("http://bad.example/24,1969-12-31T23:59:59Z,B24,,,,", "before 2000-01-01")
+    add("http://good.example/11," + "," + "R" * 200 + ",,,,", ref="R" * 200)
+    add('http://bad.example/25,"2026-01-05T10:00:00+00:00,B25,,,,', 'a quote (") opens a field')
+    add("http://good.example/12,,G12,,,,", ref="G12")
+    return b"".join(lines), good, bad
+
+
+@pytest.mark.parametrize("batch_size", [3, 2000])
+def test_every_good_row_is_imported_and_every_bad_one_reported_at_its_line(
+    tmp_path, capsys, monkeypatch, prompt_hoster, batch_size
+):
+    from compliance.management.commands import import_notices
+
+    monkeypatch.setattr(import_notices, "BATCH_SIZE", batch_size)
+    text, good, bad = mixed_file()
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(text)
+    call_command("import_notices", str(path))
+    out, err = capsys.readouterr()
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary == {"imported": len(good), "duplicates": 1, "rejected": len(bad) - 1, "repeats": 0}
+    assert sorted(Notice.objects.values_list("reference", flat=True)) == sorted(good)
+    reported = err.strip().splitlines()
+    assert [int(line.split(":")[0].removeprefix("line ")) for line in reported] == sorted(bad)  # file order
+    for line, message in zip(sorted(bad), reported, strict=True):
+        assert bad[line] in message, (line, message)
+    assert "Traceback" not in err
+
+
+def test_strict_imports_nothing_from_a_file_with_any_bad_kind(tmp_path, capsys, prompt_hoster):
+    text, _good, bad = mixed_file()
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(text)
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("import_notices", str(path), "--strict")
+    assert exit_info.value.code == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out.strip().splitlines()[-1]) == {
+        "imported": 0,
+        "duplicates": 0,
+        "rejected": len(bad) - 1,
+        "repeats": 0,
+    }
+    assert Notice.objects.count() == 0
+
+
+def test_duplicates_are_reported_by_line_in_the_file_and_against_earlier_imports(db, tmp_path, capsys):
+    run_import(tmp_path, HEADER + "http://a.example/1,,R1,,\n", capsys=capsys)
+    summary, err = run_import(
+        tmp_path,
+        HEADER + "http://a.example/2,,R1,,\nhttp://a.example/3,,R2,,\nhttp://a.example/4,,R2,,\n",
+        capsys=capsys,
+    )
+    assert summary == {"imported": 1, "duplicates": 2, "rejected": 0, "repeats": 0}
+    assert err.splitlines() == [
+        "line 2: duplicate reference 'R1' (already in source 'import'); skipped",
+        "line 4: duplicate reference 'R2' (as on line 3); skipped",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom", "message"),
+    [
+        ("utf-16-le", b"", "looks like UTF-16 little-endian text without a byte order mark"),
+        ("utf-16-be", b"", "looks like UTF-16 big-endian text without a byte order mark"),
+        ("utf-16-le", b"\xff\xfe", "is UTF-16 little-endian text"),
+        ("utf-16-be", b"\xfe\xff", "is UTF-16 big-endian text"),
+        ("utf-32-le", b"\xff\xfe\x00\x00", "is UTF-32 text"),
+    ],
+)
+def test_a_file_in_another_encoding_is_named_as_such(db, tmp_path, encoding, bom, message):
+    path = tmp_path / "n.csv"
+    path.write_bytes(bom + (HEADER + "http://a.example/1,,R1,,\n").encode(encoding))
+    with pytest.raises(CommandError) as excinfo:
+        call_command("import_notices", str(path))
+    assert message in str(excinfo.value) and "save it as UTF-8" in str(excinfo.value)
+    assert excinfo.value.returncode == 2
+
+
+def test_a_latin1_file_is_named_with_the_byte_that_is_not_utf8(db, tmp_path):
+    path = tmp_path / "n.csv"
+    path.write_bytes("url,référence\n".encode("latin-1"))
+    with pytest.raises(CommandError, match="byte 0xE9 is not UTF-8; a Latin-1 or Windows-1252 file"):
+        call_command("import_notices", str(path))
+
+
+@pytest.mark.parametrize(("source", "message"), [("s" * 101, "longer than 100"), ("", "must not be empty")])
+def test_a_bad_source_is_a_clean_error(db, tmp_path, source, message):
+    path = tmp_path / "n.csv"
+    path.write_text(HEADER + "http://a.example/1,,R1,,\n")
+    with pytest.raises(CommandError, match=message) as excinfo:
+        call_command("import_notices", str(path), "--source", source)
+    assert excinfo.value.returncode == 2
+    assert Notice.objects.count() == 0
+
+
+def test_a_source_of_100_characters_is_accepted(db, tmp_path, capsys):
+    summary, _ = run_import(tmp_path, HEADER + "http://a.example/1,,R1,,\n", "--source", "s" * 100, capsys=capsys)
+    assert summary["imported"] == 1
+    assert Notice.objects.get().source == "s" * 100
+
+
+def test_a_row_that_fails_at_write_time_is_refused_and_the_rest_of_its_batch_written(db, settings):
+    """A row built by other code than notice_input_parse, with a deadline no database column
+    holds: the batch's statement fails, the rows are written one by one, only it is refused."""
+    from compliance import services
+
+    settings.NOTIFY_BY_EMAIL = True  # no notified_at: the deadline is not added to a date before the insert
+    now = datetime.now(UTC)
+
+    def row(i, ref):
+        return services.notice_input_parse(url=f"http://a.example/{i}", reference=ref, now=now)
+
+    services.notice_import_batch(rows=[row(9, "R9")], source="import", now=now)
+    rows = [row(0, "R0"), row(1, "R1"), row(2, "R2"), row(3, "R3"), row(4, "R2"), row(5, "R0"), row(6, "R9")]
+    rows[2] = services.NoticeInput(url=rows[2].url, reference="R2", deadline_s=2**63)
+    result = services.notice_import_batch(rows=rows, source="import", now=now)
+    [(index, reason)] = result.rejected_rows
+    assert index == 2 and reason.startswith("could not be stored: ")
+    # Row 4 repeats row 2's reference: with row 2 refused, it is imported in its place.
+    assert result.imported == 4 and result.duplicate_rows == [(5, 0), (6, None)] and result.duplicates == 2
+    assert sorted(Notice.objects.values_list("url", flat=True)) == [f"http://a.example/{i}" for i in (0, 1, 3, 4, 9)]

@@ -97,11 +97,11 @@ def test_the_deadline_is_shown_in_amsterdam_time(pat, prompt_hoster):
 def test_the_notice_page_shows_the_check_history_without_content(pat, notices):
     notice = notices["near"]
     make_check(notice, ago_s=7200, outcome="online", http_status=200)
-    make_check(notice, ago_s=60, outcome="transient", http_status=503)
+    make_check(notice, ago_s=60, outcome="no_evidence", http_status=503)
     html = pat.get(f"/portal/notices/{notice.pk}/").content.decode()
     checks = html.split('id="checks"', 1)[1].split("</table>", 1)[0]
     assert checks.count("<tr>") == 3  # header + two checks
-    assert "503" in checks and "transient fault" in checks and "online" in checks
+    assert "503" in checks and "no evidence" in checks and "online" in checks
     assert "ab" * 32 not in html  # no body hash, let alone a body
 
 

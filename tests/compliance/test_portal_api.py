@@ -74,6 +74,12 @@ def test_acknowledge_removed_and_dispute_through_the_api(api, prompt_user, notic
 
     bad = client.post(f"/api/v1/portal/notices/{notice.pk}/dispute/", {"reason": "already_removed"}, format="json")
     assert bad.status_code == 400 and "removed_at" in bad.json()
+    ancient = client.post(
+        f"/api/v1/portal/notices/{notice.pk}/dispute/",
+        {"reason": "already_removed", "removed_at": "0500-11-06T20:49:53Z"},
+        format="json",
+    )
+    assert ancient.status_code == 400 and "removed_at" in ancient.json()  # out of range: nothing saved
     removed_at = (timezone.now() - timedelta(minutes=30)).isoformat()
     dispute = client.post(
         f"/api/v1/portal/notices/{notice.pk}/dispute/",

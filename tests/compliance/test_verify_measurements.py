@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from compliance import services
 from compliance.models import Notice
+from demo.sandbox.httpserver import ok, status
 from monitor import recheck
-from monitor.sandbox.httpserver import ok, status
 
 
 def _notice(url: str, reference: str) -> Notice:

@@ -1,4 +1,4 @@
-"""Back-filled history (monitor/sandbox/history.py): every notice's timing is exactly what its
+"""Back-filled history (demo/sandbox/history.py): every notice's timing is exactly what its
 checks imply under the accounting rules, its checks follow the schedule, and the sandbox will go
 on serving each item the way its history ended."""
 
@@ -13,10 +13,10 @@ import pytest
 
 from compliance import rules
 from compliance.models import Notice
+from demo.sandbox import history
+from demo.sandbox import world as market
 from monitor import schedule
 from monitor.models import Attribution, Check
-from monitor.sandbox import history
-from monitor.sandbox import world as market
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -107,7 +107,7 @@ def test_the_history_shows_each_hosters_conduct(small_history):
 def test_loading_writes_notices_checks_and_evidence(small_history):
     from django.core.management import call_command
 
-    call_command("load_hosters", "demo/hosters.csv", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("load_hosters", "demo/data/hosters.csv", stdout=open("/dev/null", "w"))  # noqa: SIM115
     counts = history.load(small_history, now=NOW)
     assert counts["notices"] == Notice.objects.count() == Attribution.objects.count()
     assert counts["checks"] == Check.objects.count()
@@ -119,6 +119,13 @@ def test_loading_writes_notices_checks_and_evidence(small_history):
     call_command("verify_measurements", stdout=out)
     summary = json.loads(out.getvalue().splitlines()[-1])
     assert summary["inconsistent"] == 0 and summary["notices"] > 0
+    # The history's checks and attributions are hash-chained as the monitor chains them.
+    out = io.StringIO()
+    call_command("verify_evidence", stdout=out)
+    evidence = json.loads(out.getvalue().splitlines()[-1])
+    assert evidence["ok"] is True
+    assert evidence["chains"]["checks"]["rows"] == counts["checks"]
+    assert evidence["chains"]["attributions"]["chains"] == counts["notices"]
     ids = list(Notice.objects.order_by("id").values_list("notified_at", flat=True))
     assert ids == sorted(ids)  # ids follow the order of notification
     Notice.objects.create(  # the id sequence goes on after the explicit ids (PostgreSQL)

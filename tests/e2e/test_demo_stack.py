@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.sandbox import world as market
+from demo.sandbox import world as market
 from tests.conftest import launch_chromium
 
 ROOT = Path(__file__).resolve().parents[2]

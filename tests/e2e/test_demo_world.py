@@ -1,4 +1,4 @@
-"""The sandbox internet (monitor/sandbox/world.py): its DNS and HTTP servers on loopback serve the
+"""The sandbox internet (demo/sandbox/world.py): its DNS and HTTP servers on loopback serve the
 fictional market so that attribution and checks work through it, and its hosters act on their
 own clocks as the demo promises."""
 
@@ -14,10 +14,10 @@ import pytest
 from django.core.management import call_command
 
 from compliance.models import Hoster, Notice
+from demo.sandbox import world as market
 from monitor import dns
 from monitor.fetch import CheckClient
 from monitor.outcomes import classify
-from monitor.sandbox import world as market
 from tests.fixtures.http import LOOPBACK
 
 
@@ -59,7 +59,7 @@ def test_the_registry_csv_lists_the_registered_market_and_matches_demo_hosters_c
     rows = market.hosters_csv_rows()
     assert {r["slug"] for r in rows} == {h.slug for h in market.HOSTERS if h.is_registered}
     assert "offshore-nine" not in {r["slug"] for r in rows}  # attribution must discover it
-    with open(Path(settings.BASE_DIR) / "demo" / "hosters.csv", newline="") as f:
+    with open(Path(settings.BASE_DIR) / "demo" / "data" / "hosters.csv", newline="") as f:
         assert list(csv.DictReader(f)) == rows
 
 
@@ -161,8 +161,9 @@ def test_the_flaky_hoster_fails_in_short_spells_only(world):
     for _ in range(40):
         outcomes.append(classify(_check([kept])[0], content_sha256="").outcome)
         time.sleep(0.05)
-    assert set(outcomes) == {"online", "transient"}  # 503s and resets happen, and pass
-    runs = "".join("x" if o == "transient" else "." for o in outcomes).split(".")
+    # 503s (no evidence) and resets (unreachable) happen, and pass
+    assert set(outcomes) == {"online", "transient", "no_evidence"}
+    runs = "".join("." if o == "online" else "x" for o in outcomes).split(".")
     assert max(len(r) for r in runs) <= 4  # a spell of 0.1 s, checks every ~0.05 s or more
 
 

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from compliance import services
 from compliance.models import Hoster, Notice
+from demo.sandbox.httpserver import ok, status
 from monitor.models import Check
-from monitor.sandbox.httpserver import ok, status
 from tests.conftest import STRONG_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -95,7 +95,7 @@ def _post_notices(base: str, token: str, offset: int, count: int, results: list)
 @pytest.mark.sqlite
 @pytest.mark.slow
 def test_monitor_import_and_web_server_write_one_sqlite_file_at_once(tmp_path, sqlite_env, http_server):
-    from monitor.sandbox.httpserver import ok, status
+    from demo.sandbox.httpserver import ok, status
 
     env = sqlite_env
     http_server.set("/live", ok(b"still here", delay_s=0.02))

@@ -17,9 +17,9 @@ import pytest
 from django.utils import timezone
 
 from compliance.models import Notice
+from demo.sandbox.httpserver import ok
 from monitor import checker, dns, recheck
 from monitor.models import Check
-from monitor.sandbox.httpserver import ok
 from tests.monitor.test_recheck import ITEM, drain, make_notice
 from tests.monitor.test_runmonitor import make_notices, monitor_env
 from tests.monitor.test_runmonitor import start_monitor as start_monitor  # noqa: F401 (the fixture)

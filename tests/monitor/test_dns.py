@@ -1,4 +1,4 @@
-"""monitor/dns.py against the real DNS server of monitor/sandbox on loopback."""
+"""monitor/dns.py against the real DNS server of demo/sandbox on loopback."""
 
 from __future__ import annotations
 
@@ -351,7 +351,7 @@ def test_a_server_on_a_given_address_and_port_and_as_a_context_manager(dns_serve
     first = dns_server_factory()
     port = first.port
     first.stop()
-    from monitor.sandbox.dnsserver import DNSServer
+    from demo.sandbox.dnsserver import DNSServer
 
     with DNSServer("127.0.0.1", port) as again:
         again.add_a("files.example", "127.10.0.5")

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from demo.sandbox.httpserver import flap, hang, large, ok, redirect, reset, slow, status
 from monitor.fetch import CheckClient, Observation
-from monitor.sandbox.httpserver import flap, hang, large, ok, redirect, reset, slow, status
 
 BODY = b"the reported item \x00\x01 7f3a"
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from compliance.rules import MECHANISM_BY_REASON
+from demo.sandbox.httpserver import ok, redirect, status
 from monitor.fetch import CheckClient, Observation
 from monitor.outcomes import classify
-from monitor.sandbox.httpserver import ok, redirect, status
 
 ITEM = b"the reported item"
 ITEM_SHA = hashlib.sha256(ITEM).hexdigest()
@@ -96,27 +96,48 @@ def test_a_front_page_notice_redirected_to_a_front_page_is_not_removed():
 @pytest.mark.parametrize(
     ("code", "reason"), [(429, "http_429"), (500, "http_500"), (503, "http_503"), (403, "http_403"), (300, "http_300")]
 )
-def test_429_5xx_and_other_statuses_are_transient(code, reason):
-    assert c(obs(http_status=code)) == ("transient", reason)
+def test_429_5xx_and_other_statuses_are_no_evidence(code, reason):
+    assert c(obs(http_status=code)) == ("no_evidence", reason)
 
 
-@pytest.mark.parametrize("kind", ["timeout", "reset", "connect_refused", "tls", "dns_servfail", "dns_timeout"])
-def test_network_faults_are_transient(kind):
+@pytest.mark.parametrize(
+    "kind", ["reset", "disconnected", "connect_refused", "connect_error", "connect_timeout", "os_error"]
+)
+def test_network_level_failures_before_any_response_are_unreachable(kind):
     assert c(obs(error_kind=kind)) == ("transient", kind)
+
+
+@pytest.mark.parametrize("kind", ["timeout", "tls", "protocol_error", "dns_servfail", "dns_timeout", "client_error"])
+def test_other_failures_are_no_evidence(kind):
+    """A server that accepted the connection and stalled, a TLS or protocol error, a failing resolver:
+    none of it says the content is gone, nor that the server is."""
+    assert c(obs(error_kind=kind)) == ("no_evidence", kind)
+
+
+@pytest.mark.parametrize(("kind", "reason"), [("reset", "body_reset"), ("disconnected", "body_disconnected")])
+def test_a_connection_lost_after_the_response_began_is_no_evidence(kind, reason):
+    assert c(obs(error_kind=kind, http_status=200)) == ("no_evidence", reason)
 
 
 def test_nxdomain_is_domain_gone_only_for_a_host_that_resolved_before():
     assert c(obs(error_kind="dns_nxdomain", dns_outcome="nxdomain"), resolved_before=True) == ("removed", "nxdomain")
     assert c(obs(error_kind="dns_nxdomain", dns_outcome="nxdomain"), resolved_before=False) == (
-        "transient",
+        "no_evidence",
         "never_resolved",
     )
-    assert c(obs(error_kind="dns_no_answer"), resolved_before=False) == ("transient", "never_resolved")
+    assert c(obs(error_kind="dns_no_answer"), resolved_before=False) == ("no_evidence", "never_resolved")
     assert c(obs(error_kind="dns_no_answer"), resolved_before=True) == ("transient", "dns_no_answer")
 
 
-def test_a_dns_failure_of_a_redirect_target_is_transient():
-    assert c(obs(error_kind="dns_nxdomain", error_hop=1, redirect_count=1)) == ("transient", "redirect_dns")
+def test_a_name_that_never_resolved_is_absence_for_a_notice_with_a_hoster():
+    """The hotline saw the content when it was reported: decided as a 404 at the first check."""
+    nx = obs(error_kind="dns_nxdomain", dns_outcome="nxdomain")
+    assert c(nx, resolved_before=False, has_hoster=True) == ("removed", "never_resolved")
+    assert c(obs(error_kind="dns_no_answer"), resolved_before=False, has_hoster=True) == ("removed", "never_resolved")
+
+
+def test_a_dns_failure_of_a_redirect_target_is_no_evidence():
+    assert c(obs(error_kind="dns_nxdomain", error_hop=1, redirect_count=1)) == ("no_evidence", "redirect_dns")
 
 
 def test_refused_destinations_are_refused_with_their_reason():
@@ -127,8 +148,8 @@ def test_refused_destinations_are_refused_with_their_reason():
     )
 
 
-def test_a_slow_2xx_body_is_transient_and_neutral():
-    assert c(obs(error_kind="timeout", http_status=200)) == ("transient", "slow_body")
+def test_a_slow_2xx_body_is_no_evidence():
+    assert c(obs(error_kind="timeout", http_status=200)) == ("no_evidence", "slow_body")
 
 
 def test_content_served_from_another_hosters_address_is_moved():

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from compliance import rules, services
 from compliance.models import Notice
+from demo.sandbox.httpserver import ok, status
 from monitor import jobs, recheck
 from monitor.fetch import check_urls
 from monitor.models import Check, PlaceholderHash
-from monitor.sandbox.httpserver import ok, status
 
 ITEM = b"REPORTED-ITEM-BYTES-3f9c1e"
 
@@ -77,7 +77,7 @@ def test_a_removal_is_confirmed_by_the_second_observation_and_timed_at_the_first
     assert [c.outcome for c in checks] == ["online", "removed", "removed"]
     assert notice.status == "removed" and notice.removal_mechanism == "file_gone"
     assert notice.takedown_at == checks[1].checked_at and notice.last_online_at == checks[0].checked_at
-    assert notice.precision_s == int((checks[1].checked_at - checks[0].checked_at).total_seconds())
+    assert notice.precision_s == rules.seconds_up(checks[1].checked_at - checks[0].checked_at)
     # every timing field can be recomputed from the checks
     replayed = rules.replay([(c.checked_at, c.outcome, c.reason) for c in checks], deadline_s=notice.deadline_s)
     assert replayed == rules.Timing.of(notice)
@@ -352,3 +352,29 @@ def test_a_request_while_the_notice_is_leased_is_checked_right_after(db, http_se
     assert Notice.objects.get(pk=notice.pk).next_check_at <= timezone.now()
     recheck.run_batch()
     assert Check.objects.filter(notice=notice).latest("checked_at").trigger == "analyst"
+
+
+def test_the_drains_checks_are_chained_per_notice_and_verify(db, http_server):
+    """The record step links each check to its notice's chain and writes the head with the state."""
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from compliance import evidence
+
+    notices = [make_notice(http_server.set(f"/c{i}.jpg", ok(ITEM))) for i in range(3)]
+    for _round in range(3):
+        drain()
+    for notice in notices:
+        notice.refresh_from_db()
+        checks = list(Check.objects.filter(notice=notice).order_by("id"))
+        assert len(checks) == 3
+        prev = evidence.GENESIS
+        for check in checks:
+            assert check.chain_hash == Check.evidence_chain.link(prev, Check.evidence_chain.values_of(check))
+            prev = check.chain_hash
+        assert notice.check_chain_head == prev
+    out = io.StringIO()
+    call_command("verify_evidence", stdout=out)
+    assert json.loads(out.getvalue().splitlines()[-1])["chains"]["checks"] == {"rows": 9, "chains": 3, "broken": 0}

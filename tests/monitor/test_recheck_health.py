@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from compliance import services
 from compliance.models import Notice
+from demo.sandbox.httpserver import ok, reset, status
 from monitor import recheck
 from monitor.health import monitor_health
-from monitor.sandbox.httpserver import ok, reset, status
 
 
 def make_notice(url: str, *, deadline_s: int = 3600):

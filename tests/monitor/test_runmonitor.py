@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from compliance import rules, services
 from compliance.models import Notice
+from demo.sandbox.httpserver import ok, status
 from monitor.models import Check
-from monitor.sandbox.httpserver import ok, status
 
 D = 20
 
@@ -122,6 +122,21 @@ def test_two_monitors_never_check_one_notice_at_once(http_server, dns_server, st
     assert all(http_server.max_in_flight(f"/n?{i}") == 1 for i in range(120))
     assert len(by_notice) == 120 and sum(len(c) for c in by_notice.values()) >= 360  # checked repeatedly
     assert Notice.objects.filter(pk__in=ids, lease_token__isnull=False).count() == 0  # clean stop: all released
+    # Both monitors appended to the same notices' evidence chains, and never forked one.
+    assert_evidence_verifies(checks=sum(len(c) for c in by_notice.values()), chains=120)
+
+
+def assert_evidence_verifies(*, checks: int, chains: int) -> None:
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("verify_evidence", stdout=out)  # exits 1 (SystemExit) on a broken link
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert summary["ok"] is True
+    assert summary["chains"]["checks"] == {"rows": checks, "chains": chains, "broken": 0}
 
 
 @pytest.mark.postgres
@@ -160,6 +175,7 @@ def test_a_monitor_killed_mid_batch_loses_nothing_and_records_no_takedown_twice(
         checks = by_notice[notice.pk]
         assert notice.takedown_at == checks[0].checked_at  # the first removed observation, once
         assert notice.removal_mechanism == "file_gone"
+    assert_evidence_verifies(checks=sum(len(c) for c in by_notice.values()), chains=150)
 
 
 @pytest.mark.django_db(transaction=True)

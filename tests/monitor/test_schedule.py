@@ -55,10 +55,30 @@ def test_the_schedule_is_proportional_to_the_deadline():
     assert day == pytest.approx(short)
 
 
-def test_checks_stop_thirty_deadlines_after_notification():
-    points = walk(DAY)
-    assert points[-1] == T0 + timedelta(days=30)
-    assert next_check_at(now=T0 + timedelta(days=30), notified_at=T0, deadline_s=DAY, status="online") is None
+def test_an_online_notice_is_watched_once_per_deadline_after_thirty_deadlines():
+    points = walk(DAY, until=T0 + timedelta(days=33))
+    assert T0 + timedelta(days=30) in points
+    after = [p for p in points if p > T0 + timedelta(days=30)]
+    assert after == [T0 + timedelta(days=31), T0 + timedelta(days=32), T0 + timedelta(days=33)]
+    # a removal seen then is confirmed within a 96th, as before the window
+    late = T0 + timedelta(days=40)
+    confirming = next_check_at(now=late, notified_at=T0, deadline_s=DAY, status="online", offline_streak=1)
+    assert (confirming - late).total_seconds() == pytest.approx(DAY / 96)
+
+
+def test_removed_withdrawn_and_unmeasured_notices_are_not_watched():
+    late = T0 + timedelta(days=30)
+    assert next_check_at(now=late, notified_at=T0, deadline_s=DAY, status="removed", takedown_at=T0) is None
+    for status in ("withdrawn", "repeat", "unresolvable"):
+        assert next_check_at(now=T0, notified_at=T0, deadline_s=DAY, status=status) is None
+
+
+def test_a_provisional_server_gone_takedown_is_checked_as_often_as_an_open_notice():
+    now = T0 + timedelta(hours=12)
+    provisional = next_check_at(
+        now=now, notified_at=T0, deadline_s=DAY, status="removed", takedown_at=T0, is_provisional=True
+    )
+    assert (provisional - now).total_seconds() <= DAY / 96
 
 
 def test_after_a_takedown_reappearance_checks_are_slow_and_stop_at_thirty_deadlines():

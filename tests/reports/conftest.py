@@ -40,3 +40,10 @@ def market(prompt_hoster, slow_hoster):
     for n in made[:3] + made[40:42] + made[70:71]:
         checks_for(n)
     return now
+
+
+@pytest.fixture(autouse=True)
+def _rollups_without_lag(settings):
+    """Pages catch up with every change before they read (in production they may lag by
+    SCORECARD_ROLLUP_MAX_AGE, 60 s): tests change notices and look at once."""
+    settings.SCORECARD_ROLLUP_MAX_AGE = 0

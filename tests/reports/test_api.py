@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import timedelta
 
 import pyarrow.parquet as pq
 import pytest
@@ -74,9 +75,8 @@ def test_the_csv_export_has_the_contract_columns_and_every_visible_notice(api, m
     assert by_id[online.pk]["verdict"] == "late" and by_id[online.pk]["takedown_at"] == ""
     row = by_id[taken.pk]
     assert row["url"] == taken.url and row["host"] == taken.host
-    assert (
-        row["verdict"] == "within" and int(row["ttt_s"]) == taken.ttt_s and int(row["precision_s"]) == taken.precision_s
-    )
+    assert row["verdict"] == "within"
+    assert (row["ttt_s"], row["precision_s"]) == (f"{taken.ttt_s:.3f}", f"{taken.precision_s:.3f}")
     assert row["notified_at"] == taken.notified_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert row["methodology_version"] == settings.METHODOLOGY_VERSION
 
@@ -115,16 +115,19 @@ def test_json_lines_and_parquet_hold_the_same_rows(api, market, researcher):
     from_jsonl = [json.loads(line) for line in lines]
     assert len(from_jsonl) == len(from_csv) == 40
     assert [r["url"] for r in from_jsonl] == [r["url"] for r in from_csv]
-    differ = ("is_displaced", "is_behind_cdn", "exported_at")  # booleans print differently; export time
+    # Booleans and seconds print differently (true/True, 1800.000/1800.0); the export time.
+    differ = ("is_displaced", "is_behind_cdn", "exported_at", "ttt_s", "precision_s")
     assert {k: ("" if v is None else str(v)) for k, v in from_jsonl[0].items() if k not in differ} == {
         k: v for k, v in from_csv[0].items() if k not in differ
     }
+    for key in ("ttt_s", "precision_s"):
+        assert [r[key] for r in from_jsonl] == [float(r[key]) if r[key] else None for r in from_csv]
     response = client.get("/api/v1/export/notices.parquet", {"hoster": "prompt"})
     assert response["Content-Type"] == "application/vnd.apache.parquet"
     table = pq.read_table(io.BytesIO(body_of(response)))
     assert table.num_rows == 40 and table.column_names == exports.COLUMNS
     assert table.column("url").to_pylist() == [r["url"] for r in from_csv]
-    assert table.column("ttt_s").to_pylist() == [int(r["ttt_s"]) for r in from_csv]
+    assert table.column("ttt_s").to_pylist() == [float(r["ttt_s"]) for r in from_csv]
     meta = table.schema.metadata
     assert meta[b"methodology_version"] and meta[b"exported_at"] and meta[b"filter_hoster"] == b"prompt"
     first_time = table.column("notified_at")[0].as_py()
@@ -154,6 +157,8 @@ def test_the_fast_csv_path_writes_exactly_what_the_csv_module_writes(market, pro
     from .helpers import notice
 
     notice(prompt_hoster, timezone.now(), ttt_s=5, url='http://x.example/a,b"c"/d', removal_mechanism="")
+    notice(prompt_hoster, timezone.now(), ttt_s=4.500001, last_online_at=None)  # sub-second, rounded up
+    notice(prompt_hoster, timezone.now(), ttt_s=-0.25)  # gone before the notification
     user = request.getfixturevalue(role)
     now = timezone.now()
     flt = exports.ExportFilter()
@@ -181,3 +186,18 @@ def test_a_download_stopped_half_way_leaves_the_connection_usable(market, analys
     assert Notice.objects.count() == 76
     full = b"".join(exports.csv_stream(analyst, exports.ExportFilter(), now=timezone.now()))
     assert full.count(b"\n") == 77
+
+
+def test_export_times_are_seconds_to_the_millisecond_rounded_up(api, prompt_hoster, analyst):
+    from django.utils import timezone
+
+    from .helpers import notice
+
+    at = timezone.now().replace(microsecond=0)
+    a = notice(prompt_hoster, at, ttt_s=4.500001, last_online_at=at + timedelta(seconds=4, microseconds=100))
+    b = notice(prompt_hoster, at, ttt_s=-0.25, last_online_at=None)
+    c = notice(prompt_hoster, at, ttt_s=86400)
+    rows = {int(r["id"]): r for r in csv_rows(api.as_user(analyst).get(CSV))}
+    assert (rows[a.pk]["ttt_s"], rows[a.pk]["precision_s"]) == ("4.501", "0.500")
+    assert (rows[b.pk]["ttt_s"], rows[b.pk]["precision_s"]) == ("-0.250", "-0.250")
+    assert rows[c.pk]["ttt_s"] == "86400.000"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -17,7 +18,6 @@ from lifelines import KaplanMeierFitter
 
 from compliance.models import Notice
 from reports import periods, scorecards
-from reports.scorecards import WholeSeconds
 
 from .helpers import notice
 
@@ -47,7 +47,7 @@ def case(prompt_hoster, slow_hoster):
         p, now - timedelta(hours=1), status="online", last_checked_at=now - timedelta(hours=1) + timedelta(seconds=1800)
     )
     notice(p, BASE, status="repeat")
-    notice(p, BASE, status="unresolvable")
+    notice(None, BASE, status="unresolvable")  # only a notice without hoster may be unresolvable
     notice(p, None, status="pending")
     notice(p, BASE - timedelta(seconds=1), ttt_s=10)  # before --from
     notice(s, BASE, ttt_s=172800, removal_mechanism="server_gone")
@@ -70,6 +70,13 @@ EXPECTED = [
         "median_ttt_s": 7200.0,
         "p90_ttt_s": 88560.0,  # 86400 + 0.6 * 3600
         "km_median_ttt_s": 86400.0,  # S: 6/7, *4/5, *3/4 = 0.514, *2/3 = 0.343
+        "regime": None,
+        "taken_down": 5,  # the reappeared one too: it is open, not removed
+        "reappeared": 1,
+        "server_gone": 0,
+        "server_gone_provisional": 0,
+        "repeats": 1,
+        "withdrawn": 0,
     },
     {
         "hoster": "slow",
@@ -83,6 +90,13 @@ EXPECTED = [
         "median_ttt_s": 86430.0,
         "p90_ttt_s": 155526.0,  # 60 + 0.9 * 172740
         "km_median_ttt_s": 172800.0,
+        "regime": None,
+        "taken_down": 2,
+        "reappeared": 0,
+        "server_gone": 1,
+        "server_gone_provisional": 0,
+        "repeats": 0,
+        "withdrawn": 0,
     },
 ]
 
@@ -150,7 +164,7 @@ def test_national_figures_include_unattributed_notices(case):
         "moved": 1,
         "unknown": 1,
     }
-    assert result.curves[None]["survival"][0][0] == 60
+    assert result.curves[None]["curves"][0]["survival"][0][0] == 60  # the 1 h deadline first
     assert sum(b["count"] for b in result.curves[None]["histogram"]) == result.national.taken_down
 
 
@@ -173,14 +187,34 @@ def test_km_median_of_a_hoster_agrees_with_lifelines_on_its_notices(case, prompt
     assert rows[0]["km_median_ttt_s"] == kmf.median_survival_time_
 
 
-def test_whole_seconds_truncates_like_the_model(prompt_hoster):
-    n = notice(prompt_hoster, BASE, ttt_s=None, takedown_at=BASE + timedelta(seconds=5, microseconds=999999))
-    n2 = notice(prompt_hoster, BASE, ttt_s=None, takedown_at=BASE - timedelta(seconds=5, microseconds=500000))
-    got = dict(
-        Notice.objects.filter(pk__in=[n.pk, n2.pk]).annotate(s=scorecards.ttt_expression()).values_list("pk", "s")
-    )
-    assert got == {n.pk: 5, n2.pk: -5} == {n.pk: n.ttt_s, n2.pk: n2.ttt_s}
-    assert WholeSeconds  # the expression class is public: selectors and exports use it
+@pytest.mark.parametrize(
+    ("delta", "ms"),
+    [
+        (timedelta(seconds=5, microseconds=999999), 6000),
+        (timedelta(seconds=4, microseconds=500000), 4500),
+        (timedelta(seconds=4, microseconds=500001), 4501),
+        (timedelta(seconds=4, microseconds=1), 4001),
+        (timedelta(0), 0),
+        (timedelta(days=400, microseconds=1), 400 * 86400 * 1000 + 1),
+        (-timedelta(seconds=5, microseconds=500000), -5500),
+        (-timedelta(seconds=5, microseconds=500999), -5500),
+    ],
+)
+def test_milliseconds_round_up_on_both_databases(prompt_hoster, delta, ms):
+    n = notice(prompt_hoster, BASE, ttt_s=None, takedown_at=BASE + delta, last_online_at=None)
+    got = Notice.objects.filter(pk=n.pk).annotate(ms=scorecards.ttt_ms_expression()).values_list("ms", flat=True)
+    assert got.get() == ms
+    assert ms / 1000 >= delta.total_seconds() - 1e-9  # an upper bound, never below the observation
+
+
+def test_a_median_is_never_below_the_first_observation_of_absence(prompt_hoster):
+    # Issue 11: true 4.5 s reported as 4.0 s. Three takedowns 4.5 s, 4.5 s and 4.9 s after notification.
+    for ms in (4500, 4500, 4900):
+        notice(prompt_hoster, BASE, ttt_s=None, takedown_at=BASE + timedelta(milliseconds=ms), last_online_at=None)
+    notice(prompt_hoster, BASE, ttt_s=None, takedown_at=BASE + timedelta(microseconds=4_000_001), last_online_at=None)
+    row = json.loads(run_report("--from", "2025-06-01T00:00:00Z"))[0]
+    # Sorted 4.001, 4.5, 4.5, 4.9: the median interpolates 4.5 and 4.5; p90 = 4.5 + 0.7 * 0.4 = 4.78 -> 4.8.
+    assert (row["median_ttt_s"], row["p90_ttt_s"], row["km_median_ttt_s"]) == (4.5, 4.8, 4.5)
 
 
 @pytest.mark.postgres
@@ -192,10 +226,11 @@ def test_percentiles_are_postgresqls_percentile_cont(prompt_hoster, slow_hoster)
     with connection.cursor() as cursor:
         cursor.execute(
             """SELECT h.slug, percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (
-                   ORDER BY TRUNC(EXTRACT(EPOCH FROM (n.takedown_at - n.notified_at))))
+                   ORDER BY CEIL(EXTRACT(EPOCH FROM (n.takedown_at - n.notified_at)) * 1000))
                FROM compliance_notice n JOIN compliance_hoster h ON h.id = n.hoster_id
                GROUP BY h.slug ORDER BY h.slug"""
         )
-        expected = {slug: [round(v, 1) for v in values] for slug, values in cursor.fetchall()}
+        # percentile_cont over milliseconds, then up to the next 0.1 s.
+        expected = {slug: [math.ceil(round(v, 6) / 100) / 10 for v in values] for slug, values in cursor.fetchall()}
     rows = scorecards.report_rows(periods.resolve("all", timezone.now()), now=timezone.now())
     assert {r.hoster: [r.median_ttt_s, r.p90_ttt_s] for r in rows} == expected

@@ -156,6 +156,7 @@ def test_below_the_bar_lists_hosters_under_the_threshold_with_enough_notices(cli
     assert [r["hoster"] for r in rows] == ["slow"] and rows[0]["compliance_rate"] == "0.0"
 
 
+@pytest.mark.django_db  # the page lists the methodology settings recorded in use
 def test_the_methodology_is_public_and_plotly_is_served_locally(client):
     assert client.get("/methodology/").status_code == 200
     import plotly
@@ -166,19 +167,27 @@ def test_the_methodology_is_public_and_plotly_is_served_locally(client):
     assert client.get("/scorecards/assets/plotly-0.0.min.js").status_code == 404
 
 
-def test_the_pages_cost_a_fixed_number_of_queries(client, market, analyst, ministry, django_assert_num_queries):
-    """With fresh rollups: session, user, membership, then the page's own reads."""
+def test_the_pages_cost_a_fixed_number_of_queries(
+    client, market, analyst, ministry, django_assert_num_queries, settings
+):
+    """With fresh rollups (the drain ran a moment ago): session, user, membership, then the page's
+    own reads, each time-dependent read also asking when the drain last ran."""
+    settings.SCORECARD_ROLLUP_MAX_AGE = 60
+    from reports import rollups
+
+    rollups.drain()
     client.force_login(analyst)
     client.get(LEAGUE)
     client.get("/scorecards/slow/")  # computes the rollups
-    with django_assert_num_queries(7):  # + the period's rollup and rows, the 12 months' rollups and rows
+    # + drain's last pass, the period's rollup and rows; the same for the 12 months' rollups and rows
+    with django_assert_num_queries(9):
         assert client.get(LEAGUE).status_code == 200
-    with django_assert_num_queries(9):  # + hoster, rollup, row, months, month rows, overdue notices
+    with django_assert_num_queries(11):  # + hoster, 2 x (last pass, rollup, rows), overdue notices
         assert client.get("/scorecards/slow/").status_code == 200
     with django_assert_num_queries(6):  # + hoster, count, page of notices
         assert client.get("/scorecards/slow/notices/?figure=late").status_code == 200
     client.force_login(ministry)
-    with django_assert_num_queries(5):  # + rollup, rows
+    with django_assert_num_queries(6):  # + last pass, rollup, rows
         assert client.get("/below-the-bar/").status_code == 200
 
 
@@ -204,10 +213,21 @@ def test_pages_work_without_any_notice(client, analyst, cdn, prompt_hoster):
 def test_the_survival_chart_names_a_short_deadline_in_minutes_and_keeps_two_labels_apart():
     from reports import charts
 
-    spec = charts.survival_figure({"survival": [(600, 0.5, 0.4, 0.6), (7200, 0.1, 0.05, 0.2)]}, [180, 86400])
+    points = [(600, 0.5, 0.4, 0.6), (7200, 0.1, 0.05, 0.2)]
+    spec = charts.survival_figure(
+        {
+            "curves": [
+                {"regime": "order", "deadline_s": 180, "n": 4, "survival": points},
+                {"regime": "covenant", "deadline_s": 86400, "n": 9, "survival": points},
+            ]
+        }
+    )
     labels = spec["layout"]["annotations"]
     assert [a["text"] for a in labels] == ["deadline 3 min", "deadline 24 h"]  # not "deadline 0.05 h"
     assert labels[0]["y"] != labels[1]["y"]  # one under the other: close together they overprinted
+    # One curve per deadline, never pooled, each named by its regime, deadline and size.
+    named = [trace["name"] for trace in spec["data"] if trace.get("showlegend") is not False]
+    assert named == ["removal order, deadline 3 min (n = 4)", "covenant, deadline 24 h (n = 9)"]
 
 
 def test_the_monthly_chart_draws_the_rate_over_the_bars_with_ticks_of_its_own(client, market, analyst):

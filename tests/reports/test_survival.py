@@ -85,11 +85,29 @@ def test_merging_groups_is_the_same_as_grouping_everything():
 
 
 def test_percentiles_by_hand():
-    # 10, 20, 30, 40: median at h=1.5 -> 25; p90 at h=2.7 -> 30 + 0.7*10 = 37.
-    g = Grouped.from_durations([40, 10, 30, 20, 99], [1, 1, 1, 1, 0])
+    # Times in milliseconds, percentiles in seconds. 10, 20, 30, 40 s: median at h=1.5 -> 25;
+    # p90 at h=2.7 -> 30 + 0.7*10 = 37.
+    g = Grouped.from_durations([40000, 10000, 30000, 20000, 99000], [1, 1, 1, 1, 0])
     assert survival.takedown_percentiles(g) == [25.0, 37.0]
-    assert survival.takedown_percentiles(Grouped.from_durations([7], [1])) == [7.0, 7.0]
-    assert survival.takedown_percentiles(Grouped.from_durations([7], [0])) == [None, None]
+    assert survival.takedown_percentiles(Grouped.from_durations([7000], [1])) == [7.0, 7.0]
+    assert survival.takedown_percentiles(Grouped.from_durations([7000], [0])) == [None, None]
+
+
+def test_a_median_is_never_below_the_observations_it_is_made_of():
+    # Issue 11: a true 4.5 s was reported as 4.0 s when times were truncated to whole seconds.
+    assert survival.takedown_percentiles(Grouped.from_durations([4500], [1])) == [4.5, 4.5]
+    assert survival.takedown_percentiles(Grouped.from_durations([4501], [1])) == [4.6, 4.6]
+    assert survival.takedown_percentiles(Grouped.from_durations([4001, 4002], [1, 1])) == [4.1, 4.1]
+    assert survival.takedown_percentiles(Grouped.from_durations([-4550], [1])) == [-4.5, -4.5]
+    curve = survival.kaplan_meier(Grouped.from_durations([4500, 4501, 9000], [1, 1, 1]))
+    assert curve.median == 4501 and curve.median_s == 4.6
+
+
+@pytest.mark.parametrize(
+    ("ms", "seconds"), [(0, 0.0), (1, 0.1), (100, 0.1), (101, 0.2), (4500, 4.5), (-1, 0.0), (-101, -0.1)]
+)
+def test_seconds_up_rounds_milliseconds_up_to_a_tenth(ms, seconds):
+    assert survival.seconds_up(ms) == seconds
 
 
 @settings(max_examples=200, deadline=None)
@@ -101,8 +119,12 @@ def test_percentile_is_numpys_linear_method(values, p):
     # numpy's interpolation differs from PostgreSQL's in the last bits (it computes b - (b-a)(1-t)
     # above t = 0.5), so compare within the rounding to 0.1 s; test_metrics proves the identity
     # with PostgreSQL's percentile_cont, whose formula a + t (b - a) we use.
+    # Values are milliseconds; the percentile is in seconds rounded up to 0.1 s: never below the
+    # interpolated value, at most 0.1 s above it.
     g = Grouped.from_durations(values, [1] * len(values))
-    assert abs(survival.percentile(g.times, g.events, p) - float(np.percentile(values, p * 100))) <= 0.05 + 1e-6
+    got = survival.percentile(g.times, g.events, p)
+    expected = float(np.percentile(values, p * 100)) / 1000
+    assert expected - 1e-9 <= got <= expected + 0.1 + 1e-9
 
 
 @pytest.mark.parametrize(
@@ -125,7 +147,8 @@ def test_wilson_interval_is_none_without_decided_notices():
 
 
 def test_histogram_counts_takedowns_per_bin_and_ignores_censored():
-    g = Grouped.from_durations([-5, 100, 3600, 7199, 90000, 10**7, 50], [1, 1, 1, 1, 1, 1, 0])
+    seconds = [-5, 100, 3600, 7199, 90000, 10**7, 50]
+    g = Grouped.from_durations([s * 1000 for s in seconds], [1, 1, 1, 1, 1, 1, 0])
     bins = survival.takedown_histogram(g)
     assert [b["count"] for b in bins] == [2, 2, 0, 0, 0, 0, 1, 0, 1]
     assert bins[0] == {"from_s": 0, "to_s": 3600, "count": 2}
@@ -133,9 +156,9 @@ def test_histogram_counts_takedowns_per_bin_and_ignores_censored():
 
 
 def test_curve_points_are_thinned_to_the_limit_keeping_the_last_step():
-    g = Grouped.from_durations(list(range(1, 1001)), [1] * 1000)
+    g = Grouped.from_durations([s * 1000 for s in range(1, 1001)], [1] * 1000)
     curve = survival.kaplan_meier(g)
     points = curve.points(100)
     assert len(points) == 100
-    assert points[-1][0] == 1000 and points[-1][1] == 0.0
+    assert points[-1][0] == 1000.0 and points[-1][1] == 0.0  # seconds
     assert [p[0] for p in points] == sorted(p[0] for p in points)

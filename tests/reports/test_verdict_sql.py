@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compliance import rules, selectors
+from compliance import selectors
 from compliance.models import Notice
 
 NOTIFIED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -27,9 +27,16 @@ AROUND = [
 STATUSES = [s.value for s in Notice.Status]
 
 
-def _rows(cases):
+MECHANISMS = ["file_gone", "server_gone"]
+
+
+def _rows(cases, hoster=None):
+    """cases: (status, notified, takedown, offline, unreachable, displaced[, mechanism, with_hoster])."""
     notices = []
-    for i, (status, notified, takedown, offline, unreachable, displaced) in enumerate(cases):
+    for i, case in enumerate(cases):
+        status, notified, takedown, offline, unreachable, displaced = case[:6]
+        mechanism, with_hoster = case[6:] if len(case) > 6 else ("file_gone", True)
+        deadline_at, settles_at = Notice.timeline(notified, DEADLINE_S)
         notices.append(
             Notice(
                 url=f"http://v{i}.example/x",
@@ -38,12 +45,15 @@ def _rows(cases):
                 received_at=NOTIFIED,
                 notified_at=notified,
                 deadline_s=DEADLINE_S,
-                deadline_at=notified + timedelta(seconds=DEADLINE_S) if notified else None,
+                deadline_at=deadline_at,
+                settles_at=settles_at,
                 status=status,
                 takedown_at=takedown,
+                removal_mechanism=mechanism if takedown else "",
                 offline_since=offline,
                 unreachable_since=unreachable,
                 is_displaced=displaced,
+                hoster=hoster if with_hoster else None,
             )
         )
     Notice.objects.bulk_create(notices, batch_size=500)
@@ -52,16 +62,7 @@ def _rows(cases):
 def _compare(now):
     mismatches = []
     for n in selectors.annotate_verdict(Notice.objects.all(), now):
-        expected = rules.verdict(
-            status=n.status,
-            notified_at=n.notified_at,
-            deadline_at=n.deadline_at,
-            takedown_at=n.takedown_at,
-            offline_since=n.offline_since,
-            unreachable_since=n.unreachable_since,
-            is_displaced=n.is_displaced,
-            now=now,
-        )
+        expected = n.verdict(now)  # compliance.rules.verdict on the row
         if n.verdict_sql != expected:
             mismatches.append(
                 (
@@ -71,6 +72,8 @@ def _compare(now):
                     n.offline_since,
                     n.unreachable_since,
                     n.is_displaced,
+                    n.removal_mechanism,
+                    n.hoster_id,
                     n.verdict_sql,
                     expected,
                 )
@@ -79,17 +82,29 @@ def _compare(now):
 
 
 @pytest.mark.django_db
-def test_sql_verdict_agrees_with_the_rule_on_every_combination():
-    cases = list(itertools.product(STATUSES, [NOTIFIED, None], AROUND, AROUND, AROUND, [False, True]))
-    _rows(cases)
+def test_sql_verdict_agrees_with_the_rule_on_every_combination(prompt_hoster):
+    cases = [
+        (*case, True)
+        for case in itertools.product(STATUSES, [NOTIFIED, None], AROUND, AROUND, AROUND, [False, True], MECHANISMS)
+    ]
+    # Without a hoster only `unresolvable` is unmeasured: the other statuses' verdicts do not read the hoster.
+    cases += [
+        (*case, False)
+        for case in itertools.product(
+            ["unresolvable", "online"], [NOTIFIED], AROUND, AROUND, AROUND, [False], MECHANISMS
+        )
+    ]
+    _rows(cases, hoster=prompt_hoster)
     for now in (
         DEADLINE - timedelta(hours=3),
         DEADLINE,
         DEADLINE + timedelta(microseconds=1),
         DEADLINE + timedelta(days=3),
+        DEADLINE + timedelta(seconds=DEADLINE_S - 1),  # just before the notice settles (2 D)
+        DEADLINE + timedelta(seconds=DEADLINE_S),  # when it settles
     ):
         assert _compare(now) == [], now
-    assert Notice.objects.count() == len(cases) == len(STATUSES) * 2 * 125 * 2
+    assert Notice.objects.count() == len(cases) == len(STATUSES) * 2 * 125 * 2 * 2 + 2 * 125 * 2
 
 
 moments = st.one_of(
@@ -105,13 +120,20 @@ moments = st.one_of(
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(STATUSES), st.sampled_from([NOTIFIED, None]), moments, moments, moments, st.booleans()
+            st.sampled_from(STATUSES),
+            st.sampled_from([NOTIFIED, None]),
+            moments,
+            moments,
+            moments,
+            st.booleans(),
+            st.sampled_from(MECHANISMS),
+            st.booleans(),
         ),
         max_size=25,
     ),
     st.integers(min_value=-86400, max_value=4 * 86400).map(lambda s: NOTIFIED + timedelta(seconds=s)),
 )
-def test_sql_verdict_agrees_with_the_rule_on_random_moments(cases, now):
+def test_sql_verdict_agrees_with_the_rule_on_random_moments(prompt_hoster, cases, now):
     Notice.objects.all().delete()
-    _rows(cases)
+    _rows(cases, hoster=prompt_hoster)
     assert _compare(now) == []

@@ -33,6 +33,10 @@ class Command(BaseCommand):
         parser.add_argument("--strict", action="store_true", help="import nothing if any row is bad; exit 1")
 
     def handle(self, *args, path: str, source: str, strict: bool, **options):
+        try:
+            source = services.source_parse(source)
+        except services.NoticeInputError as exc:
+            raise CommandError(f"--source: {' '.join(exc.errors['source'])}", returncode=2) from None
         csv_source = CSVSource(
             path=path,
             required=("url",),
@@ -51,16 +55,32 @@ class Command(BaseCommand):
             total=total_bytes, unit="B", unit_scale=True, desc="importing", disable=not show_progress, file=sys.stderr
         )
 
-        def flush(batch):
-            result = services.notice_import_batch(rows=batch, source=source, now=now)
-            summary["imported"] += result.imported
-            summary["duplicates"] += result.duplicates
-            summary["repeats"] += result.repeats
+        # Messages of the rows read since the last batch was written, so that stderr lists every
+        # problem in file order (validation at reading, duplicates and write failures at writing).
+        messages: list[tuple[int, str]] = []
+
+        def flush(batch: list[services.NoticeInput], lines: list[int]) -> None:
+            if batch:
+                result = services.notice_import_batch(rows=batch, source=source, now=now)
+                summary["imported"] += result.imported
+                summary["duplicates"] += result.duplicates
+                summary["repeats"] += result.repeats
+                summary["rejected"] += len(result.rejected_rows)
+                messages.extend((lines[i], reason) for i, reason in result.rejected_rows)
+                for i, earlier in result.duplicate_rows:
+                    where = f"as on line {lines[earlier]}" if earlier is not None else f"already in source {source!r}"
+                    messages.append((lines[i], f"duplicate reference {batch[i].reference!r} ({where}); skipped"))
+            if messages:
+                progress.clear()
+                for line, message in sorted(messages):
+                    self.stderr.write(f"line {line}: {message}")
+                messages.clear()
 
         try:
             # --strict: all batches in one transaction, rolled back if any row was bad.
             with transaction.atomic() if strict else _nullcontext():
                 batch: list[services.NoticeInput] = []
+                lines: list[int] = []
                 for row in rows:
                     if row.error is None:
                         try:
@@ -77,18 +97,17 @@ class Command(BaseCommand):
                                     hosters=hosters,
                                 )
                             )
+                            lines.append(row.line)
                         except services.NoticeInputError as exc:
                             row.error = str(exc)
                     if row.error is not None:
                         summary["rejected"] += 1
-                        progress.clear()
-                        self.stderr.write(f"line {row.line}: {row.error}")
-                    if len(batch) >= BATCH_SIZE:
-                        flush(batch)
-                        batch = []
+                        messages.append((row.line, row.error))
+                    if len(batch) >= BATCH_SIZE or len(messages) >= BATCH_SIZE:
+                        flush(batch, lines)
+                        batch, lines = [], []
                         progress.update(counter.bytes_read - progress.n)
-                if batch:
-                    flush(batch)
+                flush(batch, lines)
                 progress.update(counter.bytes_read - progress.n)
                 if strict and summary["rejected"]:
                     raise StrictAbort

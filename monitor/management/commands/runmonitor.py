@@ -17,6 +17,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connections
 
+from compliance import measurements
 from monitor import jobs
 
 log = logging.getLogger("monitor.runmonitor")
@@ -64,6 +65,7 @@ class Command(BaseCommand):
         jobs.stopping.clear()
         # APScheduler logs every wake-up of every drain at INFO (several lines a second): keep its warnings.
         logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
+        measurements.methodology_record()  # the methodology, with its settings, is in use from now
         if once:
             self.run_once()
             return

@@ -1,4 +1,4 @@
-"""compliance_report [--format json|csv] [--from ISO] [--to ISO] (CONTRACT.md).
+"""compliance_report [--format json|csv] [--from ISO] [--to ISO] [--regime R] (CONTRACT.md).
 
 One row per hoster over the notices notified in [from, to): the same rows as
 `/api/v1/metrics/hosters/`, from the same implementation (reports.scorecards).
@@ -12,13 +12,15 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from compliance.models import Notice
 from reports import periods, scorecards
 
 
 class Command(BaseCommand):
     help = (
         "Compliance per hoster over notices notified in [from, to): notices, removed, within, late, pending, open, "
-        "compliance_rate, median_ttt_s, p90_ttt_s, km_median_ttt_s (see docs/methodology.md)."
+        "compliance_rate, median_ttt_s, p90_ttt_s, km_median_ttt_s, then regime, taken_down, reappeared, "
+        "server_gone, server_gone_provisional, repeats, withdrawn (see docs/methodology.md)."
     )
 
     def add_arguments(self, parser):
@@ -26,19 +28,24 @@ class Command(BaseCommand):
         parser.add_argument("--from", dest="start", help="ISO 8601 date or datetime (inclusive); default: the start")
         parser.add_argument("--to", dest="end", help="ISO 8601 date or datetime (exclusive); default: now")
         parser.add_argument(
+            "--regime",
+            choices=list(Notice.Regime.values),
+            help="only notices of this regime (covenant, order, other); default: all regimes together",
+        )
+        parser.add_argument(
             "--all-columns",
             action="store_true",
             help="add the other figures (intervals, reappearances, deadlines, methodology version, ...)",
         )
 
-    def handle(self, *args, format, start, end, all_columns, **options):
+    def handle(self, *args, format, start, end, regime, all_columns, **options):
         try:
             period = periods.custom(periods.parse_bound(start, "--from"), periods.parse_bound(end, "--to"))
         except periods.PeriodError as exc:
             raise CommandError(str(exc), returncode=2) from None
         rows = [
             scorecards.report_row(m, all_columns=all_columns)
-            for m in scorecards.report_rows(period, now=timezone.now())
+            for m in scorecards.report_rows(period, now=timezone.now(), regime=regime)
         ]
         if format == "json":
             self.stdout.write(json.dumps(rows, indent=2))

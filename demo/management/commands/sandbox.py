@@ -1,4 +1,4 @@
-"""sandbox: run the sandbox internet (monitor/sandbox/world.py) in the foreground until stopped.
+"""sandbox: run the sandbox internet (demo/sandbox/world.py) in the foreground until stopped.
 
 A real DNS server and HTTP servers on 127.0.0.0/8 serving a fictional hosting market. Point the
 monitor at it with `MONITOR_NAMESERVERS=<the printed address>` and
@@ -12,7 +12,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from monitor.sandbox import world as market
+from demo.sandbox import world as market
 
 
 def parse_hostport(text: str) -> tuple[str, int]:

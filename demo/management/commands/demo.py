@@ -2,10 +2,10 @@
 
 1. A fresh demo database (SQLite under demo-data/, rebuilt on every run; another database is
    never wiped), migrated.
-2. The hosters of the sandbox market (demo/hosters.csv, monitor/sandbox/world.py), the
+2. The hosters of the sandbox market (demo/data/hosters.csv, demo/sandbox/world.py), the
    placeholder image of Pixelswap, and months of back-filled history: notices with the checks
    that the monitor would have made, their timing folded with the product's own accounting rules
-   (monitor/sandbox/history.py).
+   (demo/sandbox/history.py).
 3. One login per role (analyst, ministry, researcher, two hoster users).
 4. Three processes, one tree: the sandbox internet (`manage.py sandbox`), the monitor
    (`manage.py runmonitor`) and the web server (`manage.py runserver`), each with the demo's
@@ -38,10 +38,10 @@ from django.db import connection
 from django.db.models import Count
 
 from compliance import selectors, services
-from monitor.sandbox import history
-from monitor.sandbox import world as market
+from demo.sandbox import history
+from demo.sandbox import world as market
 
-DEMO_DIR = Path(settings.BASE_DIR) / "demo"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "data"
 DATA_DIR = Path(settings.BASE_DIR) / "demo-data"
 DEMO_PASSWORD = "demo-password-2026"  # fictional accounts on a local demo database only
 DEMO_USERS = [
@@ -323,8 +323,10 @@ class Command(BaseCommand):
         path = self.data_dir / "live-notices.csv"
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["url", "reference", "content_sha256", "hoster", "deadline_s"])
-            writer.writerows([i.url, i.reference, i.content_sha256, i.hoster, deadline_s] for i in batch)
+            # A live batch with its own short deadline is a removal order's (issue 11: regimes); the
+            # history's notices are the covenant's 24 h. The scorecards draw one curve for each.
+            writer.writerow(["url", "reference", "content_sha256", "hoster", "deadline_s", "regime"])
+            writer.writerows([i.url, i.reference, i.content_sha256, i.hoster, deadline_s, "order"] for i in batch)
         # As the monitor's settings say (NOTIFY_BY_EMAIL=on): no notified_at at import; the notice
         # e-mail's acceptance sets it.
         settings.NOTIFY_BY_EMAIL = True

@@ -33,8 +33,8 @@ from django.db import connection, transaction
 
 from compliance import rules
 from compliance.bulk import insert_rows, insert_values
+from demo.sandbox import world as market
 from monitor import schedule
-from monitor.sandbox import world as market
 
 DAY = 86400
 WORKER = "history"  # the `worker` of back-filled checks: they were not made by a live monitor
@@ -45,7 +45,7 @@ HOSTNAME_WORDS = ("dl", "share", "drop", "tmp", "box", "file", "up", "get")
 PLACEHOLDER_LEN = len(market.PLACEHOLDER_BODY)
 # (outcome, reason, http_status, error_kind, body_sha256, byte_count) of the flaky hoster's faults.
 FAILURES = (
-    (rules.TRANSIENT, "http_503", 503, "", "", 37),
+    (rules.NO_EVIDENCE, "http_503", 503, "", "", 37),
     (rules.TRANSIENT, "reset", None, "reset", "", 0),
 )
 # A back-filled check: notice number, then these Check fields.
@@ -229,7 +229,9 @@ def generate(
                 if pending:
                     state = _fold(state, pending, pending_at)
                     pending = 0
-                state = rules.apply_check(state, at=t, outcome=outcome, reason=obs[1], deadline_s=deadline_s)
+                state = rules.apply_check(
+                    state, at=t, outcome=outcome, reason=obs[1], deadline_s=deadline_s, notified_at=notified
+                )
                 steady_online = state.status == "online" and not state.offline_streak and not state.unreachable_streak
             due = schedule.next_check_at(
                 now=t,
@@ -311,7 +313,7 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
                 "received_at": notified,
                 "notified_at": notified.replace(tzinfo=UTC),
                 "deadline_s": row["deadline_s"],
-                "deadline_at": notified + timedelta(seconds=row["deadline_s"]),
+                **dict(zip(("deadline_at", "settles_at"), Notice.timeline(notified, row["deadline_s"]), strict=True)),
                 "status": row["status"],
                 "hoster_id": hoster_ids[row["hoster"]],
                 "hoster_source": row["hoster_source"],
@@ -326,7 +328,6 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
                 "updated_at": now,
             }
         )
-    insert_rows(Notice, notice_rows)
     attribution_rows = []
     for row in history.attributions:
         hoster = market.HOSTERS_BY_SLUG[row["cdn"] or row["hoster"]]
@@ -362,18 +363,35 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
                 "reason": "behind a CDN; the origin hoster given by the hotline" if row["cdn"] else "registered prefix",
             }
         )
-    insert_rows(Attribution, attribution_rows)
+    # Evidence chains (compliance/evidence.py): every notice is new, so its chains start here, in
+    # the order the rows are inserted (their ids); the heads go on the notices.
+    attribution_heads = _chain_attributions(attribution_rows)
     # Checks: tuples straight to the driver, the constant columns as literal parameters. Their
     # times are naive UTC (see generate): SQLite stores `str()` of them, PostgreSQL gets them aware.
-    constants = {"trigger": Check.Trigger.SCHEDULE, "is_truncated": False, "redirect_count": 0, "final_url": ""}
-    columns = ["notice_id", *CHECK_COLUMNS, *constants, "worker"]
-    tail = (*constants.values(), WORKER)
+    constants = {
+        "trigger": Check.Trigger.SCHEDULE,
+        "is_truncated": False,
+        "redirect_count": 0,
+        "final_url": "",
+        "worker": WORKER,
+        "vantage": "local",
+    }
+    columns = ["notice_id", *CHECK_COLUMNS, *constants, "chain_hash"]
+    tail = tuple(constants.values())
+    aware = [(ids[c[0]], c[1].replace(tzinfo=UTC), c[2].replace(tzinfo=UTC), *c[3:], *tail) for c in history.checks]
+    hashes, check_heads = _chain_checks(columns, aware)
+    for row in notice_rows:
+        row["check_chain_head"] = check_heads.get(row["id"], "")
+        row["attribution_chain_head"] = attribution_heads.get(row["id"], "")
+    insert_rows(Notice, notice_rows)
+    insert_rows(Attribution, attribution_rows)
     if connection.vendor == "sqlite":
-        params = [(ids[c[0]], str(c[1]), str(c[2]), *c[3:], *tail) for c in history.checks]
-    else:
         params = [
-            (ids[c[0]], c[1].replace(tzinfo=UTC), c[2].replace(tzinfo=UTC), *c[3:], *tail) for c in history.checks
+            (c[0], str(c[1].replace(tzinfo=None)), str(c[2].replace(tzinfo=None)), *c[3:], h)
+            for c, h in zip(aware, hashes, strict=True)
         ]
+    else:
+        params = [(*c, h) for c, h in zip(aware, hashes, strict=True)]
     if connection.vendor == "sqlite":
         # Building the check table's indexes once after the insert is faster than maintaining them
         # row by row (DDL is transactional in SQLite: a failure leaves them as they were).
@@ -396,3 +414,35 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
             for sql in connection.ops.sequence_reset_sql(no_style(), [Notice, Attribution, Check]):
                 cursor.execute(sql)
     return {"notices": len(notice_rows), "checks": len(history.checks), "attributions": len(attribution_rows)}
+
+
+def _chain_attributions(rows: list[dict]) -> dict[int, str]:
+    """Set each attribution row's `chain_hash`; returns the heads by notice id."""
+    from compliance.evidence import GENESIS
+    from monitor.models import Attribution
+
+    chain = Attribution.evidence_chain
+    defaults = {f.attname: f.get_default() for f in Attribution._meta.concrete_fields}
+    heads: dict[int, str] = {}
+    for row in rows:
+        values = [row.get(a, defaults[a]) for a in chain.fields]
+        values = [v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v for v in values]
+        row["chain_hash"] = heads[row["notice_id"]] = chain.link(heads.get(row["notice_id"], GENESIS), values)
+    return heads
+
+
+def _chain_checks(columns: list[str], rows: list[tuple]) -> tuple[list[str], dict[int, str]]:
+    """The hashes of check rows (values in `columns` order, times aware), in insertion order, and
+    the heads by notice id."""
+    from compliance.evidence import GENESIS
+    from monitor.models import Check
+
+    chain = Check.evidence_chain
+    order = [columns.index(name) for name in chain.fields]
+    heads: dict[int, str] = {}
+    hashes = []
+    link = chain.link
+    for row in rows:
+        h = heads[row[0]] = link(heads.get(row[0], GENESIS), [row[i] for i in order])
+        hashes.append(h)
+    return hashes, heads

@@ -6,7 +6,7 @@ connects, sends, reads and times out exactly as it would against a hoster.
 
 Usage::
 
-    from monitor.sandbox.httpserver import HttpServer, ok, status, redirect, reset, slow, large, flap
+    from demo.sandbox.httpserver import HttpServer, ok, status, redirect, reset, slow, large, flap
 
     with HttpServer() as server:                      # 127.0.0.1, an ephemeral port
         server.set("/a.jpg", ok(b"the reported item"))
@@ -38,7 +38,7 @@ Behaviours (each a small object with `async respond(request)`; all accept `heade
 
 Run standalone (the benchmark does, in a process of its own)::
 
-    python -m monitor.sandbox.httpserver --bind 127.0.0.1:0 --body hello
+    python -m demo.sandbox.httpserver --bind 127.0.0.1:0 --body hello
     # prints "listening http://127.0.0.1:<port>" and answers every path with 200 "hello"
 """
 

@@ -4,10 +4,10 @@ Everything here is fiction: `.test` names (RFC 2606), private AS numbers (64500-
 127.0.0.0/8 addresses, which Linux routes to the loopback interface without any set-up (every
 127.x.y.z can be bound). It is built on the two sandbox servers and never rewrites them:
 
-- one `DNSServer` (monitor/sandbox/dnsserver.py) answers A and CNAME records for the market's
+- one `DNSServer` (demo/sandbox/dnsserver.py) answers A and CNAME records for the market's
   sites and Team Cymru-format TXT for the origin-ASN zones, so attribution works through it with
   `MONITOR_NAMESERVERS` pointing at it;
-- one `HttpServer` (monitor/sandbox/httpserver.py) per site address, all on one port, whose
+- one `HttpServer` (demo/sandbox/httpserver.py) per site address, all on one port, whose
   default behaviour is a `SiteBehaviour`: it serves every site on that address by `Host` header;
 - optionally the hosters' mail server (aiosmtpd): with `smtp=(host, port)` a hoster's clock for an
   item starts when the product's notice e-mail naming it arrives (`NOTIFY_BY_EMAIL=on`,
@@ -39,7 +39,7 @@ side can give each notice its `content_sha256` and a placeholder or another body
     rows = world.live_batch("run1")    # LiveItem(url, reference, content_sha256, hoster, ...)
     world.stop()
 
-`python manage.py sandbox` runs it in the foreground (monitor/management/commands/sandbox.py).
+`python manage.py sandbox` runs it in the foreground (demo/management/commands/sandbox.py).
 """
 
 from __future__ import annotations
@@ -58,10 +58,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from monitor.sandbox.dnsserver import DNSServer
-from monitor.sandbox.httpserver import Behaviour, HttpServer
+from demo.sandbox.dnsserver import DNSServer
+from demo.sandbox.httpserver import Behaviour, HttpServer
 
-log = logging.getLogger("monitor.sandbox")
+log = logging.getLogger("demo.sandbox")
 
 DEFAULT_DNS = ("127.53.0.1", 10053)
 DEFAULT_SMTP = ("127.53.0.1", 10025)

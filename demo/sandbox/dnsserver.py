@@ -4,7 +4,7 @@ It answers every name it is asked about (it plays the whole DNS: root, recursive
 authoritative servers at once), over UDP and TCP on the same port, from an in-memory zone that
 any thread may change while it runs. Built on dnslib for the wire format and `socketserver`.
 
-    from monitor.sandbox.dnsserver import DNSServer
+    from demo.sandbox.dnsserver import DNSServer
 
     with DNSServer() as dns:                       # 127.0.0.1, an ephemeral port, UDP + TCP
         dns.add_a("files.example", "127.10.0.5", ttl=60)
@@ -36,7 +36,7 @@ Team Cymru's zones (defaults as `settings.MONITOR_ASN_ZONE*`) are answered from 
 `"ASN [ASN...] | prefix | CC | registry | date"` for every address inside the prefix, one TXT
 record per covering prefix, as the real service does; `add_as_name` answers
 `AS64500.<asn_name_zone>` with `"64500 | CC | registry | date | NAME"`. Records added explicitly
-with `add_txt` on such a name take precedence. `python -m monitor.sandbox.dnsserver --help` runs it
+with `add_txt` on such a name take precedence. `python -m demo.sandbox.dnsserver --help` runs it
 stand-alone from a JSON zone file.
 
 `queries` lists what was asked: `(name, type, protocol)` tuples, newest last (bounded);
