@@ -170,8 +170,9 @@ def test_the_methodology_is_public_and_plotly_is_served_locally(client):
 def test_the_pages_cost_a_fixed_number_of_queries(
     client, market, analyst, ministry, django_assert_num_queries, settings
 ):
-    """With fresh rollups (the drain ran a moment ago): session, user, membership, then the page's
-    own reads, each time-dependent read also asking when the drain last ran."""
+    """With fresh rollups (the drain ran a moment ago): session, user, membership (and for analysts
+    the second factor's device that verified the session), then the page's own reads, each
+    time-dependent read also asking when the drain last ran."""
     settings.SCORECARD_ROLLUP_MAX_AGE = 60
     from reports import rollups
 
@@ -180,11 +181,11 @@ def test_the_pages_cost_a_fixed_number_of_queries(
     client.get(LEAGUE)
     client.get("/scorecards/slow/")  # computes the rollups
     # + drain's last pass, the period's rollup and rows; the same for the 12 months' rollups and rows
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         assert client.get(LEAGUE).status_code == 200
-    with django_assert_num_queries(11):  # + hoster, 2 x (last pass, rollup, rows), overdue notices
+    with django_assert_num_queries(12):  # + hoster, 2 x (last pass, rollup, rows), overdue notices
         assert client.get("/scorecards/slow/").status_code == 200
-    with django_assert_num_queries(6):  # + hoster, count, page of notices
+    with django_assert_num_queries(7):  # + hoster, count, page of notices
         assert client.get("/scorecards/slow/notices/?figure=late").status_code == 200
     client.force_login(ministry)
     with django_assert_num_queries(6):  # + last pass, rollup, rows
@@ -211,17 +212,20 @@ def test_pages_work_without_any_notice(client, analyst, cdn, prompt_hoster):
 
 
 def test_the_survival_chart_names_a_short_deadline_in_minutes_and_keeps_two_labels_apart():
+    from django.utils import translation
+
     from reports import charts
 
     points = [(600, 0.5, 0.4, 0.6), (7200, 0.1, 0.05, 0.2)]
-    spec = charts.survival_figure(
-        {
-            "curves": [
-                {"regime": "order", "deadline_s": 180, "n": 4, "survival": points},
-                {"regime": "covenant", "deadline_s": 86400, "n": 9, "survival": points},
-            ]
-        }
-    )
+    with translation.override("en"):  # a request before may have left another language active
+        spec = charts.survival_figure(
+            {
+                "curves": [
+                    {"regime": "order", "deadline_s": 180, "n": 4, "survival": points},
+                    {"regime": "covenant", "deadline_s": 86400, "n": 9, "survival": points},
+                ]
+            }
+        )
     labels = spec["layout"]["annotations"]
     assert [a["text"] for a in labels] == ["deadline 3 min", "deadline 24 h"]  # not "deadline 0.05 h"
     assert labels[0]["y"] != labels[1]["y"]  # one under the other: close together they overprinted
@@ -248,3 +252,24 @@ def test_monthly_rates_in_the_tables_carry_their_95_percent_interval(client, mar
     for table in (scorecard, national):
         assert "95% interval" in table
         assert re.search(r'<td class="num">\d+%–\d+%</td>', table)
+
+
+def test_a_scorecard_never_pools_deadlines_in_one_survival_curve(client, analyst, prompt_hoster):
+    """Issue 11: the demo's scorecard drew one curve pooling 3-minute and 24-hour deadlines."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .helpers import notice
+
+    now = timezone.now()
+    for i in range(6):
+        notice(prompt_hoster, now - timedelta(days=2, hours=i), ttt_s=60 + 30 * i, deadline_s=180, regime="order")
+        notice(prompt_hoster, now - timedelta(days=3, hours=i), ttt_s=3600 * (i + 1), regime="covenant")
+    spec = page(client, analyst, "/scorecards/prompt/").context["survival_chart"]
+    named = [t["name"] for t in spec["data"] if t.get("showlegend") is not False]
+    assert named == ["removal order, deadline 3 min (n = 6)", "covenant, deadline 24 h (n = 6)"]
+    only_orders = page(client, analyst, "/scorecards/prompt/?regime=order").context["survival_chart"]
+    assert [t["name"] for t in only_orders["data"] if t.get("showlegend") is not False] == [
+        "removal order, deadline 3 min (n = 6)"
+    ]
