@@ -4,7 +4,7 @@ DNS server (demo/sandbox/dnsserver.py). Target: under 60 s on the 2-core machine
 Set-up (not timed): a fresh database (SQLite by default; `BENCH_DATABASE_URL=postgres://...` for
 PostgreSQL, whose database is dropped and re-created), 100 hosters and a CDN from a CSV, the
 notices from a CSV through `import_notices`. Timed: a separate process that runs
-`monitor.attribute.drain_attribution` until it has nothing left, the way `runmonitor` does (only
+`monitor.attribution_drain.drain_attribution` until it has nothing left, the way `runmonitor` does (only
 that drain, so the check drain's network work does not count here). Reported: seconds, notices per
 second, DNS queries the server received by type, and evidence rows written.
 """
@@ -29,7 +29,7 @@ TARGET_S = 60.0
 DRAIN_SCRIPT = """
 import json, time, django
 django.setup()
-from monitor.attribute import drain_attribution
+from monitor.attribution_drain import drain_attribution
 from compliance.models import Attribution
 from compliance.models import Notice
 from django.db.models import Count

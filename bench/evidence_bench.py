@@ -40,7 +40,7 @@ def run() -> dict:
         [
             sys.executable,
             "-c",
-            "import django, json; django.setup(); from monitor.evidence import record_digest; "
+            "import django, json; django.setup(); from monitor.evidence_digest import record_digest; "
             "print(json.dumps(record_digest().detail['parts']))",
         ],
         cwd=ROOT,

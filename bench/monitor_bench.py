@@ -10,8 +10,8 @@ Timed, each in a process of its own, in `BENCH_MONITOR_ROUNDS` (3) rounds of one
 (all notices made due again before each round), so that both meet the same load of the machine:
 - **bare**: one aiohttp session, `MONITOR_CONCURRENCY` GETs in flight, each body read and hashed
   (no DNS, no vetting, no redirects handling, no database);
-- **pipeline**: `monitor.recheck.run_batch()` until nothing is due: claim (SKIP LOCKED), check
-  (monitor/fetch.py with every safety rule, in the check process of monitor/checker.py, whose
+- **pipeline**: `monitor.check_drain.run_batch()` until nothing is due: claim (SKIP LOCKED), check
+  (monitor/check_client.py with every safety rule, in the check process of monitor/check_process.py, whose
   start-up is timed too), classify, write (COPY of the checks, one UPDATE of the notices), with
   the default settings (`MONITOR_BATCH` 10,000), exactly as `runmonitor` does.
 
@@ -80,7 +80,7 @@ print(json.dumps({"seconds": elapsed, "ok": sum(s == 200 for s in statuses)}))
 PIPELINE_SCRIPT = """
 import json, time, django
 django.setup()
-from monitor.recheck import run_batch
+from monitor.check_drain import run_batch
 from compliance.models import Check
 from django.db.models import Count
 started = time.perf_counter()

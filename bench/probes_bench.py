@@ -41,15 +41,15 @@ REMOTE_SCRIPT = """
 import json, sys, threading, time, django
 django.setup()
 from django.db import connections
-from monitor import probes, recheck
+from monitor import probe_results, check_drain
 from monitor.models import ProbeStatus
 want, names = int(sys.argv[1]), sys.argv[2].split(",")
 
 # The probes are up before the clock starts (as in a running deployment).
 until = time.monotonic() + 60
 while ProbeStatus.objects.filter(vantage__in=names).count() < len(names) and time.monotonic() < until:
-    probes.drain_results(wait_s=0.2)
-probes.drain_results(wait_s=0.2)
+    probe_results.drain_results(wait_s=0.2)
+probe_results.drain_results(wait_s=0.2)
 
 done = threading.Event()
 counts = {"recorded": 0, "not_started": 0, "discarded": 0, "rejected": 0}
@@ -59,7 +59,7 @@ def check_drain():
     # As runmonitor does: drain_checks again at once while it says more is waiting, else after a pause.
     while not done.is_set():
         t = time.perf_counter()
-        more = recheck.drain_checks()
+        more = check_drain.drain_checks()
         busy["check_drain_s"] += time.perf_counter() - t
         if not more:
             time.sleep(0.1)
@@ -70,11 +70,11 @@ thread = threading.Thread(target=check_drain)
 thread.start()
 deadline = time.monotonic() + 600
 while counts["recorded"] < want and time.monotonic() < deadline:
-    messages = probes._consumer.fetch(probes.MAX_MESSAGES, 0.2)
+    messages = probe_results._consumer.fetch(probe_results.MAX_MESSAGES, 0.2)
     if messages:
         t = time.perf_counter()
-        handled = probes.handle(messages)
-        probes._consumer.ack(messages)
+        handled = probe_results.handle(messages)
+        probe_results._consumer.ack(messages)
         busy["results_drain_s"] += time.perf_counter() - t
         counts["recorded"] += handled.batch.recorded
         counts["not_started"] += handled.batch.not_started

@@ -2,7 +2,7 @@
 RDAP records beside attributions.
 
 The attribution drain and the RDAP drain (DNS, Team Cymru, RDAP: the network) are the monitor's
-(monitor/attribute.py); they write Attribution and RdapRecord rows, which are the domain's.
+(monitor/attribution_drain.py); they write Attribution and RdapRecord rows, which are the domain's.
 """
 
 from __future__ import annotations

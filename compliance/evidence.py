@@ -22,7 +22,7 @@ Which chains, and why they never fork:
 On SQLite every write transaction takes the database's write lock at its start (IMMEDIATE), which
 serialises the writers by itself.
 
-The daily digest (`compute_digest`, a drain in monitor/evidence.py) commits to every chain's head
+The daily digest (`compute_digest`, a drain in monitor/evidence_digest.py) commits to every chain's head
 up to a cut-off id; it goes into the audit trail (so the trail chains the digests) and, with
 `EVIDENCE_TSA_URL`, gets an RFC 3161 timestamp. Deleting the newest rows of a chain and rewriting
 its head is only detectable against a digest made after them: that is what the digest is for.

@@ -1,7 +1,7 @@
 """Reading the evidence: the latest digest of the chains, and a notice's signed evidence file.
 
 - `latest_digest` / `digest_summary`: the newest `evidence.digest` audit event (made by the
-  monitor's digest drain, monitor/evidence.py), for /monitor/health/ and `verify_evidence`.
+  monitor's digest drain, monitor/evidence_digest.py), for /monitor/health/ and `verify_evidence`.
 - `notice_bundle`: one notice's evidence (notice, checks, attributions, e-mails and their delivery
   events, audit events, and the chain proof: every row's hash, the heads, the latest digest) as
   a ZIP with `evidence.json`, its Ed25519 signature `evidence.json.sig` (key `EVIDENCE_SIGNING_KEY`),

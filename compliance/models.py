@@ -834,7 +834,7 @@ class Check(AppendOnlyModel):
     """One observation of a notice's URL. Never the body: only its SHA-256 and length."""
 
     class Outcome(models.TextChoices):
-        """What one check saw (monitor/outcomes.py); compliance/rules.py `evidence` reads it."""
+        """What one check saw (monitor/classification.py); compliance/rules.py `evidence` reads it."""
 
         ONLINE = "online", _("online")
         REMOVED = "removed", _("removed")  # evidence of absence
@@ -992,7 +992,7 @@ class RdapRecord(AppendOnlyModel):
     """What RDAP said about an address's registered network at a moment: evidence, append-only.
 
     An attribution made before the address's RDAP was known shows the first record looked up
-    after it (selectors in monitor/attribute.py); a later attribution carries it inline.
+    after it (selectors in monitor/attribution_drain.py); a later attribution carries it inline.
     """
 
     class Status(models.TextChoices):

@@ -113,7 +113,7 @@ def compliance_rate(within: int, late: int) -> float | None:
 # `replay(checks)` recomputes them from the evidence and every number can be traced to its checks.
 # docs/methodology.md ("Evidence") says the same in words; methodology 2.0.
 #
-# A check's `outcome` (Check.Outcome, written by monitor/outcomes.py) and `reason` give its
+# A check's `outcome` (Check.Outcome, written by monitor/classification.py) and `reason` give its
 # *evidence class* (`evidence`), which is all the accounting reads:
 #
 # - ONLINE: the content is served (the same body hash, or a 2xx where no hash is known).

@@ -535,7 +535,7 @@ def notice_check_request(*, notice_ids: list[int], user, now: datetime, request=
     many open notices were queued. The monitor checks them like any due notice, with the trigger
     `analyst`; the request itself changes no timing. A notice a monitor holds right now (leased)
     keeps its `next_check_at`, so that no second monitor claims it: the drain checks it again
-    right after (monitor/recheck.py). Closed notices are not checked on request."""
+    right after (monitor/check_drain.py). Closed notices are not checked on request."""
     from compliance.audit import audit_record
 
     queued = 0

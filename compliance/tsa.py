@@ -1,6 +1,6 @@
 """RFC 3161 time-stamp tokens for the evidence digest: the request, and checking a token (pure).
 
-The monitor posts the request to `EVIDENCE_TSA_URL` (monitor/evidence.py); the token that comes
+The monitor posts the request to `EVIDENCE_TSA_URL` (monitor/evidence_digest.py); the token that comes
 back is stored with the digest in the audit trail. `verify_token` checks that a token stamps the
 given digest and that its signature verifies with the certificate it carries; whether that
 certificate belongs to a TSA you trust is checked with the TSA's CA certificate, e.g.

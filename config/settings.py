@@ -339,12 +339,12 @@ MEASUREMENTS_CHANGED_HOOKS = ["reports.rollups.invalidate_all"]
 # checks feed rollups): (name, dotted path of a function () -> bool, seconds between wake-ups). Each
 # app names its own drain here, so the monitor never imports the apps beside it (monitor/jobs.py).
 MONITOR_DRAINS = [
-    ("attribution", "monitor.attribute.drain_attribution", 2.0),  # DNS, origin AS, the hoster
-    ("rdap", "monitor.attribute.drain_rdap", 10.0),  # RDAP detail; never blocks attribution
-    ("checks", "monitor.recheck.drain_checks", 1.0),  # due checks, local vantages
-    ("probe-results", "monitor.probes.drain_results", 1.0),  # remote vantages' observations
+    ("attribution", "monitor.attribution_drain.drain_attribution", 2.0),  # DNS, origin AS, the hoster
+    ("rdap", "monitor.rdap_drain.drain_rdap", 10.0),  # RDAP detail; never blocks attribution
+    ("checks", "monitor.check_drain.drain_checks", 1.0),  # due checks, local vantages
+    ("probe-results", "monitor.probe_results.drain_results", 1.0),  # remote vantages' observations
     ("notifications", "compliance.notifications.drain_notifications", 5.0),  # notice e-mails
-    ("evidence_digest", "monitor.evidence.drain_digest", 300.0),  # daily digest of the evidence chains
+    ("evidence_digest", "monitor.evidence_digest.drain_digest", 300.0),  # daily digest of the evidence chains
     ("rollups", "reports.rollups.drain", 20.0),  # keep last: pages lag the checks by at most 60 s
 ]
 
@@ -357,7 +357,7 @@ MONITOR_ALLOWED_PRIVATE_NETWORKS = env_networks("MONITOR_ALLOWED_PRIVATE_NETWORK
 MONITOR_CONCURRENCY = env_int("MONITOR_CONCURRENCY", 200, minimum=1)
 MONITOR_TIMEOUT = env_float("MONITOR_TIMEOUT", 20.0, minimum=0.1)
 
-# --- Attribution and DNS (monitor/dns.py, asn.py, rdap.py, attribute.py; docs/attribution.md) ---
+# --- Attribution and DNS (monitor: dns, asn, rdap, attribution_drain, rdap_drain; docs/attribution.md) ---
 
 # Seconds one DNS query waits for one server; transient failures (SERVFAIL, timeout) are retried
 # MONITOR_DNS_ATTEMPTS times in all before they are reported (and never taken as evidence).
@@ -382,15 +382,15 @@ MONITOR_RDAP_MAX_AGE = env_int("MONITOR_RDAP_MAX_AGE", 30 * 86400, minimum=0)
 MONITOR_RDAP_BACKOFF = env_int("MONITOR_RDAP_BACKOFF", 60, minimum=1)
 MONITOR_RDAP_ATTEMPTS = env_int("MONITOR_RDAP_ATTEMPTS", 5, minimum=1)
 
-# The check client, the accounting and the check drain (monitor/fetch.py, compliance/rules.py,
-# monitor/recheck.py; docs/monitor.md).
+# The check client, the accounting and the check drain (monitor/check_client.py, compliance/rules.py,
+# monitor/check_drain.py; docs/monitor.md).
 MONITOR_MAX_BYTES = env_int("MONITOR_MAX_BYTES", 16 * 1024 * 1024, minimum=1)
 MONITOR_MAX_REDIRECTS = env_int("MONITOR_MAX_REDIRECTS", 5, minimum=0)
 MONITOR_PER_IP_CONCURRENCY = env_int("MONITOR_PER_IP_CONCURRENCY", 20, minimum=1)
 MONITOR_USER_AGENT = env.str(
     "MONITOR_USER_AGENT", default="TakedownComplianceMonitor/1.0 (hotline takedown check; no content is kept)"
 )
-# Notices one call of the check drain handles (streamed in chunks; see monitor/recheck.py). Large, so
+# Notices one call of the check drain handles (streamed in chunks; see monitor/check_drain.py). Large, so
 # that a batch's tail (its slowest checks, up to the timeout) is rarely waited for.
 MONITOR_BATCH = env_int("MONITOR_BATCH", 10_000, minimum=1)
 # Seconds a claimed chunk stays leased; 0 derives it from the timeout (the budget + the timeout + 15 s).
@@ -399,7 +399,7 @@ MONITOR_CONFIRMATIONS = env_int("MONITOR_CONFIRMATIONS", 2, minimum=1)
 MONITOR_SERVER_GONE_CHECKS = env_int("MONITOR_SERVER_GONE_CHECKS", 3, minimum=1)
 MONITOR_SERVER_GONE_SHARE = env_float("MONITOR_SERVER_GONE_SHARE", 0.25, minimum=0.0)
 
-# Vantage points and probes (monitor/vantages.py for the syntax, monitor/probes.py, docs/probes.md).
+# Vantage points and probes (monitor/vantages.py for the syntax, monitor/probe_results.py, docs/probes.md).
 # Default: one local vantage ("local"), exactly the monitor without vantages, and no broker.
 try:
     MONITOR_VANTAGES = _vantages.parse(env.str("MONITOR_VANTAGES", default=""))
@@ -492,7 +492,7 @@ SCORECARD_SETTLED_MAX_AGE = env_int("SCORECARD_SETTLED_MAX_AGE", 86400, minimum=
 # Points kept of each survival curve for the charts.
 SCORECARD_CURVE_POINTS = env_int("SCORECARD_CURVE_POINTS", 200, minimum=10)
 
-# --- Evidence (compliance/evidence.py, monitor/evidence.py, docs/operations.md) --------------------
+# --- Evidence (compliance/evidence.py, monitor/evidence_digest.py, docs/operations.md) --------------------
 
 # An RFC 3161 time-stamping authority (its URL) that stamps the daily digest of the evidence chains;
 # empty: the digest goes unstamped into the audit trail.

@@ -8,12 +8,12 @@ Topology (declared by the monitor, which alone may configure; a probe declares n
 - A check batch (one message per chunk of claimed notices for one vantage): `{"checks": [[notice_id,
   url, start_by, ticket], ...]}`. `start_by` is a UNIX time: a check the probe could not start by
   then comes back unchecked (the notice is due again at once), so no check outlives its lease.
-  `ticket` is opaque to the probe (monitor/dispatch.py signs it): it names the vantage, the lease
+  `ticket` is opaque to the probe (monitor/check_dispatch.py signs it): it names the vantage, the lease
   and what recording needs, so the monitor takes back only what it handed out.
 - A result message: `{"probe": "host:pid", "results": [[ticket, observation | null], ...]}`, or a
   heartbeat `{"probe": ..., "heartbeat": {"in_flight": n}}`. Sent with the AMQP `user_id`
   property, which RabbitMQ checks against the connection's user: the monitor trusts it to name
-  the probe (`probe-NAME`). An observation is monitor/fetch.py's `Observation` as a list of its
+  the probe (`probe-NAME`). An observation is monitor/check_client.py's `Observation` as a list of its
   fields (`encode_observation`): never a body, only its SHA-256 and length.
 
 Messages are persistent and queues durable: a broker restart keeps what was waiting. Probes
@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from monitor import addresses
-from monitor.fetch import Observation
+from monitor.check_client import Observation
 
 CHECKS_EXCHANGE = "checks"
 RESULTS_EXCHANGE = "results"

@@ -32,7 +32,7 @@ configured server, `MONITOR_DNS_TIMEOUT` seconds each) before they are returned;
 cached.
 
 An IP literal (`"192.0.2.7"`, `"[2001:db8::1]"`) is RESOLVED to itself without a query; vetting
-addresses (public or not) is the caller's job (monitor/fetch.py), not this module's.
+addresses (public or not) is the caller's job (monitor/check_client.py), not this module's.
 
 Caching: per exact name (never per domain or prefix), keyed by the configured servers as well, for
 the answer's TTL capped at `MONITOR_DNS_CACHE_MAX_TTL`; definitive negative answers for
@@ -305,7 +305,7 @@ _inflight: dict[tuple, asyncio.Future] = {}  # keyed with the event loop's id: f
 stats = {"queries": 0, "transient": 0, "cache_hits": 0}
 
 
-_generation = 0  # counts cache_clear() calls: the check process (monitor/checker.py) follows them
+_generation = 0  # counts cache_clear() calls: the check process (monitor/check_process.py) follows them
 
 
 def cache_clear() -> None:
@@ -318,7 +318,7 @@ def cache_clear() -> None:
 
 
 def generation() -> int:
-    """How many times the cache was cleared (monitor/checker.py clears the check process's too)."""
+    """How many times the cache was cleared (monitor/check_process.py clears the check process's too)."""
     return _generation
 
 

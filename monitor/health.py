@@ -15,8 +15,8 @@ Figures (all from the rows themselves, so they hold for any number of monitor pr
   percentile, maximum) and the share within the tolerance `max(2 s, deadline/500)`;
 - **outcomes** and **errors by kind** over the last hour; the **monitor processes** seen;
 - **vantage points**: checks per vantage in the hour; a probe silent longer than `MONITOR_PROBE_STALE`
-  is **stale** (monitor/dispatch.py gives it no checks until it speaks again).
-- the latest **evidence digest** (the chain heads, RFC 3161-stamped when configured: monitor/evidence.py).
+  is **stale** (monitor/check_dispatch.py gives it no checks until it speaks again).
+- the latest **evidence digest** (the chain heads, RFC 3161-stamped when configured: monitor/evidence_digest.py).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Health:
     # Per configured vantage point: name, kind, checks in the hour, and for a probe its last
     # heartbeat, whether it is stale (silent longer than MONITOR_PROBE_STALE) and results rejected.
     vantages: list[dict] = field(default_factory=list)
-    # The latest digest of the evidence chains (monitor/evidence.py), or None before the first.
+    # The latest digest of the evidence chains (monitor/evidence_digest.py), or None before the first.
     evidence_digest: dict | None = None
 
     @property

@@ -16,7 +16,7 @@ from compliance.models import Hoster, sha256_validator
 class PlaceholderHash(models.Model):
     """A body an analyst recognised as a placeholder ("this file was removed"), for one hoster or all.
 
-    A 2xx answer whose body has this SHA-256 counts as removed (monitor/outcomes.py). The hash is of
+    A 2xx answer whose body has this SHA-256 counts as removed (monitor/classification.py). The hash is of
     the bytes as served; analysts copy it from a check (`Check.body_sha256`), never from content.
     """
 
@@ -85,7 +85,7 @@ class RdapQueue(models.Model):
 
 
 class ProbeStatus(models.Model):
-    """What the monitor last heard from the probe of a remote vantage (monitor/probes.py).
+    """What the monitor last heard from the probe of a remote vantage (monitor/probe_results.py).
 
     Not evidence: one row per vantage, overwritten at each heartbeat. A probe silent for longer than
     `MONITOR_PROBE_STALE` is shown stale on /monitor/health/ and gets no checks until it speaks again.

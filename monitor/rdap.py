@@ -3,7 +3,7 @@
 The origin AS often announces a customer's or a reseller's space; the registered block (RDAP
 network: CIDR, name, handle, parent handle) is closer to the responsible party, and its abuse
 contacts are where a notice goes. This module does one lookup and parses it; scheduling, back-off
-per registry and storage are monitor/attribute.py's (`drain_rdap`), which runs lookups in worker
+per registry and storage are monitor/attribution_drain.py's (`drain_rdap`), which runs lookups in worker
 threads so that a slow registry never holds up anything else. Attribution never waits for RDAP.
 
     result = rdap.lookup("192.0.2.7", registry="ripencc")   # from Team Cymru's answer

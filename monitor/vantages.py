@@ -6,8 +6,8 @@ web from. `MONITOR_VANTAGES` lists them, `;`-separated, each `NAME=KIND[:SOURCE]
     ams=local:127.0.0.1@127.53.0.1:10053;fra=local:127.0.0.2;lon=probe
 
 - `NAME`: lower-case letters, digits and `-` (at most 30): recorded on every check (`Check.vantage`);
-- `KIND`: `local` (checked by the monitor's own check process, monitor/checker.py) or `probe` (a
-  `runprobe --vantage NAME` process elsewhere, reached through RabbitMQ: monitor/probes.py);
+- `KIND`: `local` (checked by the monitor's own check process, monitor/check_process.py) or `probe` (a
+  `runprobe --vantage NAME` process elsewhere, reached through RabbitMQ: monitor/probe_results.py);
 - `SOURCE`: the address connections (and DNS queries) are made from (`[::1]` for IPv6); none: the
   system picks, as before;
 - `RESOLVER`: `host` or `host:port` (IPv6 `[::1]:53`), comma separated; none: `MONITOR_NAMESERVERS`.

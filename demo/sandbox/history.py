@@ -9,7 +9,7 @@ product's own rules so that nothing on a scorecard is invented:
 2. its checks run on the real schedule (`monitor.schedule.next_check_at`) from intake until the
    next one would be due after `now`; each check observes what the sandbox site serves at that
    moment (online, 404/410, the placeholder, NXDOMAIN for a vanished domain, a flaky hoster's 503s
-   and resets) and is classified with the reasons of monitor/outcomes.py;
+   and resets) and is classified with the reasons of monitor/classification.py;
 3. the notice's timing fields are the fold of `compliance.rules.apply_check` over those checks (the
    same function the check drain uses, so `rules.replay(checks)` gives them back exactly), and its
    `next_check_at` is where the schedule says;

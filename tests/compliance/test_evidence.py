@@ -31,7 +31,7 @@ from compliance.models import (
     NoticeEmail,
     RdapRecord,
 )
-from monitor import recheck
+from monitor import check_drain
 
 
 def _notice(hoster, n=1) -> Notice:
@@ -283,7 +283,7 @@ def test_the_monitors_bulk_writer_chains_after_rows_written_one_by_one(evidence_
         "local",
     )
     with transaction.atomic():
-        recheck._insert_checks([row, (b.pk, *row[1:]), row])
+        check_drain._insert_checks([row, (b.pk, *row[1:]), row])
     code, summary, err = verify()
     assert code == 0, err
     assert summary["chains"]["checks"]["rows"] == 7
@@ -311,7 +311,7 @@ def test_two_writers_appending_to_the_same_notices_never_fork_their_chains(promp
                     for n in notices
                 ]
                 with transaction.atomic():
-                    recheck._insert_checks(rows)
+                    check_drain._insert_checks(rows)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:

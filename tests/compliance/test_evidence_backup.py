@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from monitor.evidence import record_digest
+from monitor.evidence_digest import record_digest
 from tests.compliance.test_evidence import _check, _notice
 
 ROOT = Path(__file__).resolve().parents[2]

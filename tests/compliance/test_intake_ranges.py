@@ -159,7 +159,7 @@ def test_the_edges_of_every_range_can_be_stored_read_reported_and_drained(api, a
     shortest) is stored by the database and read back by the API, the report, the export and the
     drains without an error."""
     from compliance.notifications import drain_notifications
-    from monitor.recheck import claim
+    from monitor.check_drain import claim
 
     settings.MONITOR_RDAP = False
     now = timezone.now()

@@ -13,7 +13,7 @@ from django.utils import timezone
 from compliance import services
 from compliance.models import Notice
 from demo.sandbox.httpserver import ok, status
-from monitor import recheck
+from monitor import check_drain
 
 
 def _notice(url: str, reference: str) -> Notice:
@@ -43,11 +43,11 @@ def measured(db, http_server):
     later = timezone.now()
     for _ in range(3):
         later += timedelta(hours=2)
-        recheck.run_batch(now=later)
+        check_drain.run_batch(now=later)
     http_server.set("/back.jpg", ok(b"back again"))
     for _ in range(2):
         later += timedelta(days=3)
-        recheck.run_batch(now=later)
+        check_drain.run_batch(now=later)
     for n in notices:
         n.refresh_from_db()
     assert [n.status for n in notices] == ["removed", "online", "reappeared"]

@@ -16,8 +16,8 @@ from django.core.management import call_command
 from compliance.models import Hoster, Notice
 from demo.sandbox import world as market
 from monitor import dns
-from monitor.fetch import CheckClient
-from monitor.outcomes import classify
+from monitor.check_client import CheckClient
+from monitor.classification import classify
 from tests.fixtures.http import LOOPBACK
 
 
@@ -89,7 +89,7 @@ def test_the_live_batch_is_attributed_through_the_sandbox_dns(world, tmp_path):
     call_command("import_notices", str(notices), "--source", "demo", stdout=out)
     assert f'"imported": {len(batch)}' in out.getvalue()
 
-    from monitor.attribute import drain_attribution
+    from monitor.attribution_drain import drain_attribution
 
     while drain_attribution():
         pass

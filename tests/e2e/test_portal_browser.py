@@ -83,7 +83,7 @@ def scene(http_server, settings):
 
 def test_a_hoster_marks_a_notice_removed_and_sees_the_independent_recheck(scene, live_server, browser):
     # Order matters: the database work of `scene` runs before Playwright starts its event loop.
-    from monitor.recheck import drain_checks
+    from monitor.check_drain import drain_checks
 
     gone, still, rival = scene["gone"], scene["still"], scene["rival"]
     page = browser.new_page()

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from compliance import services
 from compliance.models import Attribution, Notice
-from monitor.attribute import drain_attribution
+from monitor.attribution_drain import drain_attribution
 
 CHANGELIST = "/admin/compliance/notice/"
 

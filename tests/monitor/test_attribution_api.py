@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from compliance import services
 from compliance.models import Attribution
-from monitor.attribute import drain_attribution
+from monitor.attribution_drain import drain_attribution
 
 
 @pytest.fixture

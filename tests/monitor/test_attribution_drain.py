@@ -1,4 +1,4 @@
-"""The attribution drain and services (monitor/attribute.py) against the loopback DNS server."""
+"""The attribution drain and services (monitor/attribution_drain.py) against the loopback DNS server."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from django.utils import timezone
 from compliance import services
 from compliance.attributions import attribution_override, notice_reattribute
 from compliance.models import AppendOnlyError, Attribution, Check, Hoster, HosterASN, Notice
-from monitor import attribute
-from monitor.attribute import drain_attribution
+from monitor import attribution_drain
+from monitor.attribution_drain import drain_attribution
 
 
 @pytest.fixture
@@ -284,16 +284,16 @@ def test_an_override_must_say_why_and_never_names_a_cdn_as_hoster(internet, anal
 def test_a_claim_whose_lease_was_taken_over_writes_nothing(internet):
     n = notice("https://files.prompt.example/lease")
     now = timezone.now()
-    claimed, lease = attribute._claim(now=now, batch_size=10)
+    claimed, lease = attribution_drain._claim(now=now, batch_size=10)
     assert [c.id for c in claimed] == [n.pk]
     # The lease ran out and another process claimed the notice again.
-    again, other_lease = attribute._claim(now=lease + timedelta(seconds=1), batch_size=10)
+    again, other_lease = attribution_drain._claim(now=lease + timedelta(seconds=1), batch_size=10)
     assert [c.id for c in again] == [n.pk] and other_lease != lease
 
     import asyncio
 
-    lookups = asyncio.run(attribute.gather_lookups([n.host], concurrency=2))
-    attribute._write({n.host: claimed}, lookups, attribute.load_registry(), now=now, lease_until=lease)
+    lookups = asyncio.run(attribution_drain.gather_lookups([n.host], concurrency=2))
+    attribution_drain._write({n.host: claimed}, lookups, attribution_drain.load_registry(), now=now, lease_until=lease)
 
     n.refresh_from_db()
     assert not n.attributions.exists() and n.attribution_state == "pending"
@@ -323,7 +323,7 @@ def test_two_monitors_claiming_at_once_never_take_the_same_notice(dns_server):
         try:
             barrier.wait()
             for _ in range(3):
-                claimed, _lease = attribute._claim(now=now, batch_size=25)
+                claimed, _lease = attribution_drain._claim(now=now, batch_size=25)
                 claims.append([c.id for c in claimed])
         finally:
             connection.close()

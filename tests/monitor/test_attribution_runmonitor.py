@@ -65,5 +65,5 @@ def test_runmonitor_once_attributes_imported_notices_through_the_configured_dns(
     assert Attribution.objects.get(notice=by_ref["R6"]).asns == [64999, 64998]
     assert "disagreement" in Attribution.objects.get(notice=by_ref["R8"]).reason
     # One lookup per host name for the notices on files.prompt.example: one by attribution, shared
-    # by all three, and one by the check process (monitor/checker.py), whose cache is its own.
+    # by all three, and one by the check process (monitor/check_process.py), whose cache is its own.
     assert dns_server.queried("files.prompt.example", "A") == 2

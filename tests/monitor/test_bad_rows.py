@@ -22,8 +22,8 @@ from django.utils import timezone
 from compliance import notifications, services
 from compliance.models import Check, Notice, NoticeEmail
 from demo.sandbox.httpserver import ok
-from monitor import recheck
-from monitor.attribute import drain_attribution
+from monitor import check_drain
+from monitor.attribution_drain import drain_attribution
 from tests.compliance.portal_support import make_notice
 
 # A timestamp each database stores but Python cannot read back: PostgreSQL keeps
@@ -87,7 +87,7 @@ def test_the_attribution_drain_attributes_the_others_and_pushes_a_bad_notice_for
     poison(bad, "notified_at", values)
     before = timezone.now()
 
-    with caplog.at_level(logging.ERROR, logger="monitor.attribute"):
+    with caplog.at_level(logging.ERROR, logger="monitor.attribution_drain"):
         drain_attribution()
 
     good.refresh_from_db()
@@ -105,8 +105,8 @@ def test_the_check_drain_records_the_others_and_pushes_an_unreadable_notice_forw
     poison(bad, "notified_at", UNREADABLE)
     before = timezone.now()
 
-    with caplog.at_level(logging.ERROR, logger="monitor.recheck"):
-        result = recheck.run_batch(now=timezone.now() + timedelta(seconds=1))
+    with caplog.at_level(logging.ERROR, logger="monitor.check_drain"):
+        result = check_drain.run_batch(now=timezone.now() + timedelta(seconds=1))
 
     assert (result.claimed, result.recorded, result.failed) == (2, 1, 1)
     assert Check.objects.filter(notice=good).count() == 1
@@ -123,8 +123,8 @@ def test_the_check_claim_leases_the_others_when_one_due_notice_cannot_be_read(db
     poison(bad, "last_checked_at", UNREADABLE)  # a column the claim itself reads
     before = timezone.now()
 
-    with caplog.at_level(logging.ERROR, logger="monitor.recheck"):
-        result = recheck.run_batch(now=timezone.now() + timedelta(seconds=1))
+    with caplog.at_level(logging.ERROR, logger="monitor.check_drain"):
+        result = check_drain.run_batch(now=timezone.now() + timedelta(seconds=1))
 
     assert (result.claimed, result.recorded) == (1, 1)
     assert Check.objects.filter(notice=good).count() == 1
@@ -139,7 +139,7 @@ def test_the_check_drain_pushes_forward_a_notice_it_cannot_compute_with(db, http
     good = new_notice(url)
     poison(bad, "notified_at", UNCOMPUTABLE)
 
-    result = recheck.run_batch(now=timezone.now() + timedelta(seconds=1))
+    result = check_drain.run_batch(now=timezone.now() + timedelta(seconds=1))
 
     assert (result.claimed, result.recorded, result.failed) == (2, 1, 1)
     assert Check.objects.filter(notice=good).count() == 1

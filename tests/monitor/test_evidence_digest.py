@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from compliance import evidence, evidence_files, tsa
 from compliance.models import AuditEvent, Check, Notice
-from monitor import evidence as monitor_evidence
+from monitor import evidence_digest as monitor_evidence
 from monitor import jobs
 from tests.compliance.test_evidence import _check, _notice, _tamper, verify
 
@@ -34,7 +34,7 @@ def notice_with_checks(prompt_hoster):
 
 
 def test_the_digest_is_a_drain_of_the_monitor():
-    assert "monitor.evidence.drain_digest" in [d.path for d in jobs.DRAINS]
+    assert "monitor.evidence_digest.drain_digest" in [d.path for d in jobs.DRAINS]
 
 
 def test_the_digest_drain_records_one_digest_a_day_in_the_audit_trail(notice_with_checks, settings):

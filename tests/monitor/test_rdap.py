@@ -174,10 +174,10 @@ def test_without_a_base_url_each_registry_has_its_own_server(settings):
 
 @pytest.fixture
 def rdap_on(settings, rdap_server, dns_server, db):
-    from monitor import attribute
+    from monitor import rdap_drain
 
     settings.MONITOR_RDAP = True
-    attribute._rdap_backoff.clear()
+    rdap_drain._rdap_backoff.clear()
     dns_server.add_origin("62.239.0.0/16", 2856, cc="GB", registry="ripencc")
     dns_server.add_as_name(2856, "BT-UK-AS BTnet UK Regional network, GB", cc="GB")
     dns_server.add_origin("200.57.128.0/20", 19373, cc="MX", registry="lacnic")
@@ -186,7 +186,7 @@ def rdap_on(settings, rdap_server, dns_server, db):
     dns_server.add_host("loop.example", "127.10.0.5")
     dns_server.add_origin("127.10.0.0/16", 64500, cc="NL")
     yield rdap_server
-    attribute._rdap_backoff.clear()
+    rdap_drain._rdap_backoff.clear()
 
 
 def _notice(url):
@@ -201,8 +201,9 @@ def _notice(url):
 def test_attribution_does_not_wait_for_rdap_and_the_record_follows(rdap_on):
     from compliance.attributions import notice_reattribute, rdap_records_after
     from compliance.models import RdapRecord
-    from monitor.attribute import drain_attribution, drain_rdap
+    from monitor.attribution_drain import drain_attribution
     from monitor.models import RdapQueue
+    from monitor.rdap_drain import drain_rdap
 
     n = _notice("https://bt.example/x")
     drain_attribution()
@@ -229,7 +230,7 @@ def test_attribution_does_not_wait_for_rdap_and_the_record_follows(rdap_on):
 
 
 def test_a_loopback_address_is_recorded_as_having_no_rdap(rdap_on):
-    from monitor.attribute import drain_attribution
+    from monitor.attribution_drain import drain_attribution
     from monitor.models import RdapQueue
 
     n = _notice("https://loop.example/x")
@@ -245,8 +246,9 @@ def test_a_rate_limited_registry_backs_off_without_stalling_anything(rdap_on):
     from django.utils import timezone
 
     from compliance.models import RdapRecord
-    from monitor.attribute import drain_attribution, drain_rdap
+    from monitor.attribution_drain import drain_attribution
     from monitor.models import RdapQueue
+    from monitor.rdap_drain import drain_rdap
 
     _notice("https://bt.example/x")
     _notice("https://triara.example/y")
@@ -275,8 +277,9 @@ def test_a_failing_lookup_is_retried_later_then_given_up(rdap_on, settings):
     from django.utils import timezone
 
     from compliance.models import RdapRecord
-    from monitor.attribute import drain_attribution, drain_rdap
+    from monitor.attribution_drain import drain_attribution
     from monitor.models import RdapQueue
+    from monitor.rdap_drain import drain_rdap
 
     settings.MONITOR_RDAP_ATTEMPTS = 2
     _notice("https://bt.example/x")
@@ -291,8 +294,9 @@ def test_a_failing_lookup_is_retried_later_then_given_up(rdap_on, settings):
 
 
 def test_with_rdap_off_nothing_is_queued_or_looked_up(rdap_on, settings):
-    from monitor.attribute import drain_attribution, drain_rdap
+    from monitor.attribution_drain import drain_attribution
     from monitor.models import RdapQueue
+    from monitor.rdap_drain import drain_rdap
 
     settings.MONITOR_RDAP = False
     n = _notice("https://bt.example/x")

@@ -28,7 +28,7 @@ from django.utils import timezone
 from compliance import rules, services
 from compliance.models import Check, Hoster, Notice
 from demo.sandbox.httpserver import ok, reset, status
-from monitor import jobs, recheck
+from monitor import check_drain, jobs
 
 D = 30
 ITEM = b"the reported item"
@@ -94,7 +94,7 @@ def test_flapping_blocking_and_stalling_hosters_are_late_and_only_absence_is_a_t
     player = threading.Thread(target=play, daemon=True)
     player.start()
     while not stop.is_set():
-        while recheck.drain_checks():
+        while check_drain.drain_checks():
             pass
         stop.wait(0.25)
     player.join(5)

@@ -1,4 +1,4 @@
-"""Vantage points (monitor/vantages.py) and local vantages in the check process (monitor/checker.py)."""
+"""Vantage points (monitor/vantages.py) and local vantages in the check process (monitor/check_process.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from django.utils import timezone
 
 from compliance.models import Check
 from demo.sandbox.httpserver import by_source, ok, status
-from monitor import recheck, vantages
+from monitor import check_drain, vantages
 from monitor.models import ProbeStatus
 from reports import exports, scorecards
 from reports.periods import Period
-from tests.monitor.test_recheck import ITEM, make_notice
+from tests.monitor.test_check_drain import ITEM, make_notice
 
 TWO_LOCAL = "a=local:127.0.0.1;b=local:127.0.0.2"
 
@@ -57,7 +57,7 @@ def test_consecutive_checks_rotate_and_skip_what_is_not_available():
 
 
 def drain():
-    return recheck.run_batch(now=timezone.now() + timedelta(days=1))
+    return check_drain.run_batch(now=timezone.now() + timedelta(days=1))
 
 
 def test_two_local_vantages_check_from_their_own_address_in_turn(db, http_server, settings, prompt_hoster, analyst):

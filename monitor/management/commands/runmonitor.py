@@ -2,7 +2,7 @@
 
 Shaped after healthchecks' sendalerts: the rows are the schedule, the scheduler only wakes drains.
 SIGTERM and SIGINT finish the batch in flight and exit. One failing batch is logged and the loop
-goes on; a killed process loses nothing because claims are leases (monitor/recheck.py).
+goes on; a killed process loses nothing because claims are leases (monitor/check_drain.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""runprobe --vantage NAME: a probe of a remote vantage (monitor/probe.py); wiring and nothing else.
+"""runprobe --vantage NAME: a probe of a remote vantage (monitor/probe_process.py); wiring and nothing else.
 
 Needs MONITOR_BROKER_URL (the probe's own RabbitMQ user) and its vantage settings only: manage.py
 starts it without a database, SECRET_KEY or e-mail settings (config/settings.py IS_PROBE).
@@ -10,7 +10,7 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from monitor import probe
+from monitor import probe_process
 
 
 class Command(BaseCommand):
@@ -22,6 +22,6 @@ class Command(BaseCommand):
     def handle(self, *args, vantage: str, **options):
         logging.getLogger("monitor").setLevel(logging.INFO)
         try:
-            probe.run(vantage)
+            probe_process.run(vantage)
         except RuntimeError as exc:
             raise CommandError(str(exc)) from exc

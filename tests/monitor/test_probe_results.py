@@ -23,9 +23,9 @@ from kombu import Connection, Producer
 
 from compliance.models import Check, Notice
 from demo.sandbox.httpserver import by_source, ok, status
-from monitor import broker, dispatch, probes, recheck, vantages
+from monitor import broker, check_dispatch, check_drain, probe_results, vantages
 from monitor.models import ProbeStatus
-from tests.monitor.test_recheck import ITEM, make_notice
+from tests.monitor.test_check_drain import ITEM, make_notice
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = {"t13a": "127.0.0.1", "t13b": "127.0.0.2"}
@@ -38,13 +38,13 @@ def monitor_side(rabbitmq, settings, http_server, dns_server):
     settings.MONITOR_BROKER_URL = rabbitmq.url()
     settings.MONITOR_VANTAGES = vantages.parse("t13a=probe;t13b=probe")
     settings.MONITOR_PROBE_STALE = 30.0
-    dispatch.close()
-    probes.close()
-    probes.drain_results(wait_s=0.01)  # declares the topology
+    check_dispatch.close()
+    probe_results.close()
+    probe_results.drain_results(wait_s=0.01)  # declares the topology
     rabbitmq.purge()
     yield rabbitmq
-    dispatch.close()
-    probes.close()
+    check_dispatch.close()
+    probe_results.close()
 
 
 @pytest.fixture
@@ -84,8 +84,8 @@ def until(condition, *, timeout_s: float = 30.0, batch: bool = True, now_offset=
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if batch:
-            recheck.run_batch(now=timezone.now() + now_offset)
-        probes.drain_results(wait_s=0.05)
+            check_drain.run_batch(now=timezone.now() + now_offset)
+        probe_results.drain_results(wait_s=0.05)
         if condition():
             return
     raise AssertionError("condition not met in time")
@@ -132,7 +132,7 @@ def test_two_probes_see_selective_serving_a_removal_and_a_dead_server(db, monito
     assert {c.vantage for c in d} == {"t13a", "t13b"}
     assert all(c.error_kind == "connect_refused" for c in d)
     # every probe's check is recorded with the probe process that made it, never this one
-    assert not Check.objects.filter(worker=recheck.WORKER).exists()
+    assert not Check.objects.filter(worker=check_drain.WORKER).exists()
     assert {c.resolved_ip for c in s + r} == {"127.0.0.1"}
     assert {r.peer for r in http_server.requests} == {"127.0.0.1", "127.0.0.2"}
 
@@ -145,7 +145,7 @@ def test_a_probe_killed_mid_batch_loses_nothing_and_nothing_is_recorded_twice(
     ids = [make_notice(http_server.url(f"/slow.jpg?{i}")).pk for i in range(300)]
     probe = start_probe("t13a")
     probes_heard("t13a")
-    recheck.run_batch(now=timezone.now() + timedelta(days=1))  # all 300 go to the probe at once
+    check_drain.run_batch(now=timezone.now() + timedelta(days=1))  # all 300 go to the probe at once
     until(lambda: Check.objects.filter(notice_id__in=ids).count() >= 50, batch=False)
     probe.send_signal(signal.SIGKILL)
     probe.wait(10)
@@ -153,7 +153,7 @@ def test_a_probe_killed_mid_batch_loses_nothing_and_nothing_is_recorded_twice(
     assert seen < 300  # killed mid-batch
     start_probe("t13a")
     until(lambda: Check.objects.filter(notice_id__in=ids).count() >= 300, batch=False, timeout_s=60)
-    probes.drain_results(wait_s=1.0)  # whatever else arrives (duplicates of what was checked before)
+    probe_results.drain_results(wait_s=1.0)  # whatever else arrives (duplicates of what was checked before)
     per_notice = Check.objects.filter(notice_id__in=ids).values_list("notice_id", flat=True)
     assert sorted(per_notice) == sorted(ids)  # each exactly once
     assert not Notice.objects.filter(pk__in=ids, lease_token__isnull=False).exists()
@@ -167,7 +167,7 @@ def test_probe_and_monitor_survive_their_connections_being_closed_by_the_broker(
     ids = [make_notice(http_server.url(f"/slow.jpg?{i}")).pk for i in range(200)]
     probe = start_probe("t13a")
     probes_heard("t13a")
-    recheck.run_batch(now=timezone.now() + timedelta(days=1))
+    check_drain.run_batch(now=timezone.now() + timedelta(days=1))
     until(lambda: Check.objects.filter(notice_id__in=ids).count() >= 20, batch=False)
     monitor_side.ctl("close_all_user_connections", "probe-t13a", "test: connection dropped")
     monitor_side.ctl("close_all_user_connections", "probes-test-monitor", "test: connection dropped")
@@ -186,10 +186,10 @@ def test_a_probe_cannot_report_a_check_it_was_not_given(db, monitor_side, start_
     notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
     Notice.objects.filter(pk=notice.pk).update(lease_token=None)
     observation = broker.encode_observation(
-        recheck.Observation(url=notice.url, started_at=timezone.now(), http_status=404)
+        check_drain.Observation(url=notice.url, started_at=timezone.now(), http_status=404)
     )
     lease = Notice.objects.get(pk=notice.pk)
-    claimed = recheck.Claimed(
+    claimed = check_drain.Claimed(
         id=notice.pk,
         url=notice.url,
         hoster_id=None,
@@ -200,7 +200,7 @@ def test_a_probe_cannot_report_a_check_it_was_not_given(db, monitor_side, start_
     )
     token = uuid.uuid4()
     Notice.objects.filter(pk=notice.pk).update(lease_token=token)
-    given_to_a = dispatch.ticket(claimed, vantage="t13a", token=token)
+    given_to_a = check_dispatch.ticket(claimed, vantage="t13a", token=token)
     forged = given_to_a.rsplit("|", 1)[0].replace("t13a", "t13b", 1) + "|" + "0" * 32
     with Connection(monitor_side.url("probe-t13b")) as conn:
         producer = Producer(conn.channel(), exchange=broker.exchanges()[1], auto_declare=False)

@@ -8,8 +8,8 @@ import pytest
 
 from compliance.rules import MECHANISM_BY_REASON
 from demo.sandbox.httpserver import ok, redirect, status
-from monitor.fetch import CheckClient, Observation
-from monitor.outcomes import classify
+from monitor.check_client import CheckClient, Observation
+from monitor.classification import classify
 
 ITEM = b"the reported item"
 ITEM_SHA = hashlib.sha256(ITEM).hexdigest()
@@ -195,7 +195,7 @@ def test_changed_content_on_the_real_server_is_removed(http_server):
     assert c(observe(url), content_sha256=ITEM_SHA) == ("removed", "http_451")
 
 
-# Every reason the classifier gives (module docstring of monitor/outcomes.py).
+# Every reason the classifier gives (module docstring of monitor/classification.py).
 REASONS = [
     "online", "over_cap", "encoded", "http_404", "http_410", "http_451", "nxdomain", "content_changed",
     "placeholder", "redirect_front_page", "redirect_removed_page", "moved", "timeout", "slow_body", "reset",

@@ -1,9 +1,11 @@
-"""Attribution of notices: the runmonitor drain, re-attribution and the analyst's override.
+"""The attribution drain of runmonitor: DNS, origin AS and registry -> the hoster of each new notice.
 
-The evidence of every attribution is a `monitor.Attribution` row of its own (append-only): the
+The evidence of every attribution is an `Attribution` row of its own (compliance, append-only): the
 host name, CNAME chain, resolved addresses and the one chosen, origin ASN(s), routed prefix, AS
 name, registry, RDAP network and abuse contacts when known, every candidate, the method, the time,
-and for an override who decided and why. The decision itself is pure (monitor/attribution.py).
+and for an override who decided and why. The decision itself is pure (monitor/attribution_decision.py);
+an analyst's override and re-attribution are compliance's (compliance/attributions.py); RDAP detail
+comes from a drain of its own (monitor/rdap_drain.py).
 
 Host names are looked up once per batch, not once per notice: 160,000 URLs on 2,000 host names
 cost about 2,000 host lookups (plus one origin lookup per distinct address and one name lookup per
@@ -28,11 +30,10 @@ from compliance import evidence, services
 from compliance.attributions import rdap_evidence
 from compliance.models import Attribution, Check, Hoster, HosterASN, HosterPrefix, Notice, RdapRecord
 from monitor import asn as asnlookup
-from monitor import attribution as rules
-from monitor import dns, jobs, rdap
+from monitor import attribution_decision, dns, jobs, rdap
 from monitor.models import RdapQueue
 
-log = logging.getLogger("monitor.attribute")
+log = logging.getLogger("monitor.attribution_drain")
 
 GIVEN_SOURCES = (Notice.HosterSource.HOTLINE, Notice.HosterSource.ANALYST)
 CHUNK = 900  # ids per IN (...) list: below every database's parameter limit
@@ -98,24 +99,24 @@ async def gather_lookups(hosts: list[str], *, concurrency: int, fresh: set[str] 
     return Lookups(host_answers, origins, names)
 
 
-def address_facts(answer: dns.HostAnswer, lookups: Lookups) -> list[rules.AddressFacts]:
+def address_facts(answer: dns.HostAnswer, lookups: Lookups) -> list[attribution_decision.AddressFacts]:
     facts = []
     for ip in answer.ips:
         origin = lookups.origins.get(ip)
         if origin is None or origin.is_transient:
-            lookup = rules.LOOKUP_FAILED
+            lookup = attribution_decision.LOOKUP_FAILED
         elif origin.found:
-            lookup = rules.LOOKUP_FOUND
+            lookup = attribution_decision.LOOKUP_FOUND
         else:
-            lookup = rules.LOOKUP_NOT_ROUTED
+            lookup = attribution_decision.LOOKUP_NOT_ROUTED
         origins = origin.origins if origin is not None else ()
         names = {a: lookups.as_names[a] for o in origins[:1] for a in o.asns if lookups.as_names.get(a)}
-        facts.append(rules.AddressFacts(ip, lookup, origins, names))
+        facts.append(attribution_decision.AddressFacts(ip, lookup, origins, names))
     return facts
 
 
-def load_registry() -> rules.RegisteredNetworks:
-    return rules.RegisteredNetworks(
+def load_registry() -> attribution_decision.RegisteredNetworks:
+    return attribution_decision.RegisteredNetworks(
         prefixes=HosterPrefix.objects.values_list("prefix", "hoster_id"),
         asns=HosterASN.objects.values_list("asn", "hoster_id"),
         kinds={pk: Hoster.Kind.CDN for pk in Hoster.objects.filter(kind=Hoster.Kind.CDN).values_list("id", flat=True)},
@@ -139,7 +140,7 @@ class _Claimed:
 
     @property
     def deadline_at(self) -> datetime:
-        return rules.attribution_deadline(
+        return attribution_decision.attribution_deadline(
             notified_at=self.notified_at, received_at=self.received_at, deadline_s=self.deadline_s
         )
 
@@ -258,7 +259,7 @@ def drain_attribution(*, now: datetime | None = None, batch_size: int | None = N
        to the lease's end).
     2. Look up (no transaction open): each distinct host name, address and AS once
        (`gather_lookups`), concurrently.
-    3. Decide per host name (pure, monitor/attribution.py).
+    3. Decide per host name (pure, monitor/attribution_decision.py).
     4. Write: a second short transaction per batch records one Attribution row per notice and
        sets the notices' hoster/CDN/flags and state, only for rows still under this claim.
        A host name that did not resolve is retried every deadline/96; still unresolvable at the
@@ -311,7 +312,7 @@ def _push_forward(ids: list[int], *, now: datetime, lease_until: datetime) -> No
 # --- Step 4: writing ---------------------------------------------------------------------------
 
 
-def _hoster_for_unknown_as(unknown: rules.UnknownAS) -> int:
+def _hoster_for_unknown_as(unknown: attribution_decision.UnknownAS) -> int:
     """The unreviewed hoster of an AS nobody registered: found by its ASN, else created."""
     existing = HosterASN.objects.filter(asn=unknown.asn).values_list("hoster_id", flat=True).first()
     if existing is not None:
@@ -337,7 +338,11 @@ def _hoster_for_unknown_as(unknown: rules.UnknownAS) -> int:
 
 
 def _evidence(
-    host: str, answer: dns.HostAnswer, decision: rules.Decision | None, slugs: dict[int, str], rdap_of: dict
+    host: str,
+    answer: dns.HostAnswer,
+    decision: attribution_decision.Decision | None,
+    slugs: dict[int, str],
+    rdap_of: dict,
 ) -> dict:
     chosen = decision.chosen if decision else None
     return {
@@ -361,18 +366,18 @@ def _evidence(
 def _write(
     by_host: dict[str, list[_Claimed]],
     lookups: Lookups,
-    registry: rules.RegisteredNetworks,
+    registry: attribution_decision.RegisteredNetworks,
     *,
     now: datetime,
     lease_until: datetime,
 ) -> None:
-    decisions: dict[str, rules.Decision] = {}
+    decisions: dict[str, attribution_decision.Decision] = {}
     broken: set[str] = set()  # host names whose decision raised: their notices are pushed forward
     for host in by_host:
         answer = lookups.hosts[host]
         if answer.is_resolved:
             try:
-                decisions[host] = rules.decide(address_facts(answer, lookups), registry)
+                decisions[host] = attribution_decision.decide(address_facts(answer, lookups), registry)
             except Exception:
                 log.exception("attribution: the decision for one host name failed; its notices pushed forward")
                 broken.add(host)
@@ -387,7 +392,12 @@ def _write(
             .extra(where=["attribution_state IN ('pending', 'retry')"])  # the partial index, as in _claim
             .values_list("id", flat=True)
         )
-        unknown = {c.hoster for d in decisions.values() for c in d.candidates if isinstance(c.hoster, rules.UnknownAS)}
+        unknown = {
+            c.hoster
+            for d in decisions.values()
+            for c in d.candidates
+            if isinstance(c.hoster, attribution_decision.UnknownAS)
+        }
         known = dict(HosterASN.objects.filter(asn__in=[u.asn for u in unknown]).values_list("asn", "hoster_id"))
         unknown_ids = {u: known[u.asn] if u.asn in known else _hoster_for_unknown_as(u) for u in unknown}
         slugs = dict(Hoster.objects.filter(id__in=hoster_ids | set(unknown_ids.values())).values_list("id", "slug"))
@@ -445,7 +455,7 @@ def _write(
             )
 
 
-def _rdap_for(chosen: list[rules.Candidate], *, now: datetime) -> dict[str, dict]:
+def _rdap_for(chosen: list[attribution_decision.Candidate], *, now: datetime) -> dict[str, dict]:
     """The `rdap` evidence for each chosen address: the registered network when a recent RDAP
     record exists, "not_applicable" for addresses no registry has, else "pending" (and the
     address is queued for drain_rdap). Empty with MONITOR_RDAP off. Never waits for RDAP."""
@@ -498,7 +508,7 @@ def _plan_one(
         definitive = answer.is_definitive
         if notice.id in resolved_before:
             # Re-attribution of a name that resolved before: record what DNS says now, keep the rest.
-            if definitive or rules.give_up(
+            if definitive or attribution_decision.give_up(
                 now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s, is_definitive=False
             ):
                 if definitive:
@@ -515,7 +525,9 @@ def _plan_one(
                     )
                 updates[(("attribution_state", state.DONE), ("next_attribution_at", None))].append(notice.id)
                 return
-        elif rules.give_up(now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s, is_definitive=definitive):
+        elif attribution_decision.give_up(
+            now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s, is_definitive=definitive
+        ):
             what = f"last answer {answer.outcome}" + (f" ({answer.error})" if answer.error else "")
             rows.append(
                 {
@@ -531,17 +543,21 @@ def _plan_one(
             updates[(("attribution_state", state.UNRESOLVABLE), ("next_attribution_at", None))].append(notice.id)
             closes.append(notice.id)
             return
-        nxt = rules.retry_at(now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s)
+        nxt = attribution_decision.retry_at(now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s)
         updates[(("attribution_state", state.RETRY), ("next_attribution_at", nxt))].append(notice.id)
         return
 
     if decision.needs_retry and now < deadline_at:
         # An address's origin lookup failed (transient): try again rather than decide on half.
-        nxt = rules.retry_at(now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s)
+        nxt = attribution_decision.retry_at(now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s)
         updates[(("attribution_state", state.RETRY), ("next_attribution_at", nxt))].append(notice.id)
         return
 
-    hoster_id = unknown_ids.get(decision.hoster) if isinstance(decision.hoster, rules.UnknownAS) else decision.hoster
+    hoster_id = (
+        unknown_ids.get(decision.hoster)
+        if isinstance(decision.hoster, attribution_decision.UnknownAS)
+        else decision.hoster
+    )
     reason = decision.reason
     values = {
         "attribution_state": state.DONE,
@@ -636,110 +652,3 @@ def insert_attributions(rows: list[dict]) -> None:
         else:
             placeholders = ", ".join(["%s"] * len(fields))
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", params)
-
-
-# --- RDAP enrichment: a drain of its own ------------------------------------------------------
-
-# registry -> (back-off until, current back-off in seconds). Per process: each monitor process
-# backs off by itself, and the queue rows it pushed forward hold the others back too.
-_rdap_backoff: dict[str, tuple[datetime, float]] = {}
-
-
-def drain_rdap(*, now: datetime | None = None) -> bool:
-    """Look up the RDAP network of queued addresses. Returns True when more may be waiting.
-
-    1. Claim: a short transaction takes up to `MONITOR_RDAP_BATCH` due queue rows of registries
-       not backing off, and leases them (next_attempt_at moves to the lease's end).
-    2. Look up (no transaction): one worker thread per registry, at most
-       `MONITOR_RDAP_CONCURRENCY` at once, each registry's addresses one after the other; a rate
-       limit stops that registry's worker at once (ipwhois is told never to sleep on it).
-    3. Write: a found network (or "not applicable") becomes an append-only RdapRecord and the
-       queue row goes; a rate-limited registry backs off (doubling from `MONITOR_RDAP_BACKOFF`
-       up to an hour) with all its queued addresses; a failed address is retried later, and
-       dropped after `MONITOR_RDAP_ATTEMPTS` failures.
-    """
-    if not settings.MONITOR_RDAP:
-        return False
-    explicit_now = now is not None
-    now = now or timezone.now()
-    blocked = [registry for registry, (until, _s) in _rdap_backoff.items() if until > now]
-    lease_until = now + timedelta(seconds=settings.MONITOR_ATTRIBUTION_LEASE, microseconds=random.randrange(1, 999_999))
-    with transaction.atomic():
-        claimed = list(
-            RdapQueue.objects.select_for_update(skip_locked=True)
-            .filter(next_attempt_at__lte=now)
-            .exclude(registry__in=blocked)
-            .order_by("next_attempt_at", "id")[: settings.MONITOR_RDAP_BATCH]
-        )
-        RdapQueue.objects.filter(id__in=[q.id for q in claimed]).update(next_attempt_at=lease_until)
-    if not claimed:
-        return False
-
-    by_registry: dict[str, list[RdapQueue]] = defaultdict(list)
-    for entry in claimed:
-        by_registry[entry.registry].append(entry)
-
-    def one_registry(entries: list[RdapQueue]) -> list[rdap.RdapResult]:
-        results = []
-        for entry in entries:
-            if jobs.stopping.is_set():
-                break
-            result = rdap.lookup(entry.ip, registry=entry.registry)
-            results.append(result)
-            if result.status is rdap.Status.RATE_LIMITED:
-                break  # the rest of this registry waits for the back-off
-        return results
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=settings.MONITOR_RDAP_CONCURRENCY, thread_name_prefix="rdap") as pool:
-        futures = {registry: pool.submit(one_registry, entries) for registry, entries in by_registry.items()}
-        results = {registry: future.result() for registry, future in futures.items()}
-
-    write_now = now if explicit_now else timezone.now()
-    with transaction.atomic():
-        for registry, entries in by_registry.items():
-            _rdap_write(registry, entries, results[registry], now=write_now, lease_until=lease_until)
-    return len(claimed) >= settings.MONITOR_RDAP_BATCH and not jobs.stopping.is_set()
-
-
-def _rdap_write(registry: str, entries: list[RdapQueue], results: list[rdap.RdapResult], *, now, lease_until) -> None:
-    by_ip = {r.ip: r for r in results}
-    for entry in entries:
-        # Still ours? (a process too slow for its lease writes nothing)
-        if not RdapQueue.objects.filter(pk=entry.pk, next_attempt_at=lease_until).exists():
-            continue
-        result = by_ip.get(entry.ip)
-        if result is None or result.status is rdap.Status.RATE_LIMITED:
-            continue  # handled with the registry's back-off below
-        if result.status in (rdap.Status.FOUND, rdap.Status.NOT_APPLICABLE):
-            RdapRecord.objects.create(
-                ip=entry.ip,
-                looked_up_at=now,
-                registry=registry,
-                status=RdapRecord.Status(result.status.value),
-                network=result.network.as_evidence() if result.network else {"reason": result.error},
-                url=result.url[:500],
-            )
-            RdapQueue.objects.filter(pk=entry.pk).delete()
-            continue
-        attempts = entry.attempts + 1
-        if attempts >= settings.MONITOR_RDAP_ATTEMPTS:
-            log.warning("RDAP for %s failed %d times, giving up: %s", entry.ip, attempts, result.error)
-            RdapQueue.objects.filter(pk=entry.pk).delete()
-            continue
-        delay = min(3600, settings.MONITOR_RDAP_BACKOFF * 2 ** (attempts - 1))
-        RdapQueue.objects.filter(pk=entry.pk).update(
-            attempts=attempts, last_error=result.error[:2000], next_attempt_at=now + timedelta(seconds=delay)
-        )
-    if any(r.status is rdap.Status.RATE_LIMITED for r in results):
-        _until, previous = _rdap_backoff.get(registry, (now, 0.0))
-        delay = min(3600.0, previous * 2 if previous else float(settings.MONITOR_RDAP_BACKOFF))
-        until = now + timedelta(seconds=delay)
-        _rdap_backoff[registry] = (until, delay)
-        log.warning("RDAP: %s is rate-limiting; backing off for %d s", registry or "bootstrap", delay)
-        # Every address of that registry waits, those of this batch included.
-        RdapQueue.objects.filter(registry=registry, next_attempt_at__lt=until).update(next_attempt_at=until)
-        RdapQueue.objects.filter(registry=registry, next_attempt_at=lease_until).update(next_attempt_at=until)
-    elif registry in _rdap_backoff:
-        del _rdap_backoff[registry]  # it answers again: start over at the smallest back-off

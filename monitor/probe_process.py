@@ -7,7 +7,7 @@ name a source address and resolvers; the `MONITOR_*` check client settings): no 
 
 Two threads:
 
-- the **event loop** (main thread) runs monitor/fetch.py's `CheckClient` for the vantage, with every
+- the **event loop** (main thread) runs monitor/check_client.py's `CheckClient` for the vantage, with every
   SSRF rule applied here, where the connection is made, under the probe's own
   `MONITOR_ALLOWED_PRIVATE_NETWORKS` (a message cannot open a network to it);
 - the **AMQP thread** owns the kombu connection (kombu is not thread-safe): it consumes the
@@ -35,7 +35,7 @@ from django.conf import settings
 
 from monitor import broker, vantages
 
-log = logging.getLogger("monitor.probe")
+log = logging.getLogger("monitor.probe_process")
 
 PREFETCH = 4  # batches taken at once: enough that the next is here when one ends
 FLUSH_S = 0.05
@@ -67,7 +67,7 @@ class Probe:
     # --- the event loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        from monitor.fetch import CheckClient
+        from monitor.check_client import CheckClient
 
         self.loop = asyncio.get_running_loop()
         self.client = await CheckClient.for_vantage(self.vantage).__aenter__()

@@ -6,15 +6,15 @@ may be waiting. Several monitors may share the queue: recording decides by the l
 
 1. **Who sent it.** The AMQP `user_id` property, validated by RabbitMQ against the connection's
    user, names the probe (`probe-NAME`); a message from any other user is dropped and logged.
-2. **What it may report.** Each result carries the ticket it was given (monitor/dispatch.py): a
+2. **What it may report.** Each result carries the ticket it was given (monitor/check_dispatch.py): a
    result whose ticket is not the monitor's, or names another vantage than the sender's, is
    rejected (counted on the probe's status, logged): a probe cannot report a check it was not given.
 3. **Record once.** Accepted results go through the check drain's own classify and record
-   (monitor/recheck.py), grouped by lease token: a notice is recorded only while its lease is the
+   (monitor/check_drain.py), grouped by lease token: a notice is recorded only while its lease is the
    ticket's, and the record releases it, so a result that comes twice (a batch redelivered after a
    probe died or lost its connection) is discarded the second time. A result that comes after the
    lease expired is discarded too; the notice was due again and checked from another vantage.
-4. **Heartbeats** update the probe's `ProbeStatus` (monitor/dispatch.py gives a silent probe no
+4. **Heartbeats** update the probe's `ProbeStatus` (monitor/check_dispatch.py gives a silent probe no
    checks; /monitor/health/ shows it stale).
 """
 
@@ -29,10 +29,10 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from monitor import broker, dispatch, recheck
+from monitor import broker, check_dispatch, check_drain
 from monitor.models import ProbeStatus
 
-log = logging.getLogger("monitor.probes")
+log = logging.getLogger("monitor.probe_results")
 
 MAX_MESSAGES = 50  # per call; each holds up to a few thousand results
 WAIT_S = 0.2  # for the first message of a call
@@ -55,7 +55,7 @@ def drain_results(*, max_messages: int = MAX_MESSAGES, wait_s: float = WAIT_S) -
 
 class Handled:
     def __init__(self) -> None:
-        self.batch = recheck.BatchResult()
+        self.batch = check_drain.BatchResult()
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
 
@@ -100,7 +100,7 @@ def handle(messages) -> Handled:
         claimed = [c for c, _o in by_notice.values()]
         observations = [o for _c, o in by_notice.values()]
         classifications = classifier.classify(claimed, observations)
-        recheck.record(claimed, observations, classifications, token=token, result=out.batch)
+        check_drain.record(claimed, observations, classifications, token=token, result=out.batch)
         out.accepted += len(claimed)
     _statuses(heartbeats, results_from, out.rejected, now=now)
     return out
@@ -110,14 +110,14 @@ def _accept(item, *, vantage: str, probe_id: str):
     """(Claimed, Observation | None) for a result this vantage was given, else (None, None)."""
     if not isinstance(item, list) or len(item) != 2:
         return None, None
-    ticket = dispatch.read_ticket(item[0])
+    ticket = check_dispatch.read_ticket(item[0])
     if ticket is None or ticket.vantage != vantage:
         return None, None
     try:
         observation = broker.decode_observation(item[1])
     except (ValueError, TypeError, KeyError, OverflowError):
         return None, None
-    claimed = recheck.Claimed(
+    claimed = check_drain.Claimed(
         id=ticket.notice_id,
         url="",
         hoster_id=ticket.hoster_id,
@@ -140,7 +140,7 @@ def _classifier():
     """The check drain's classifier (placeholder hashes, the registry), reused for a few seconds:
     results come in many small messages, and loading both per message cost more than recording."""
     if _classifier_state[0] is None or time.monotonic() - _classifier_state[1] > CLASSIFIER_MAX_AGE_S:
-        _classifier_state[:] = [recheck._BatchClassifier(), time.monotonic()]
+        _classifier_state[:] = [check_drain._BatchClassifier(), time.monotonic()]
     return _classifier_state[0]
 
 

@@ -1,4 +1,4 @@
-"""The attribution decision (monitor/attribution.py): pure, no database, no network."""
+"""The attribution decision (monitor/attribution_decision.py): pure, no database, no network."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.asn import ASName, Origin
-from monitor.attribution import (
+from monitor.attribution_decision import (
     LOOKUP_FAILED,
     LOOKUP_NOT_ROUTED,
     MATCHED_ASN,

@@ -5,7 +5,7 @@ notices are due (monitor/jobs.py). Shaped after healthchecks' sendalerts (STYLE.
 the schedule (`next_check_at`), claims are leases, network work happens outside any transaction.
 
 A batch is streamed in chunks of 2 x `MONITOR_CONCURRENCY` notices: the checks run in the check
-process (monitor/checker.py, a child of the monitor with an interpreter of its own), while the
+process (monitor/check_process.py, a child of the monitor with an interpreter of its own), while the
 drain's thread claims the next chunks and records the finished ones, so the database's work
 overlaps the checks instead of alternating with them.
 Every step below works per chunk; every guarantee is per notice.
@@ -21,12 +21,12 @@ Every step below works per chunk; every guarantee is per notice.
    is not when the check was due). It is the claimed check's `due_at`, so the lag on the health
    page counts a killed monitor's stranded claims from when they were first due.
 2. **Check** (no transaction, asyncio, in the check process, which never touches the database):
-   every URL through monitor/fetch.py, `MONITOR_CONCURRENCY` at once. A check not started within
+   every URL through monitor/check_client.py, `MONITOR_CONCURRENCY` at once. A check not started within
    the budget of its chunk is given back unchecked (due again at once), so no check outlives its
    lease.
-3. **Classify** (pure, monitor/outcomes.py) with the placeholder hashes, whether the host resolved
+3. **Classify** (pure, monitor/classification.py) with the placeholder hashes, whether the host resolved
    before (only asked for NXDOMAIN answers) and, for content still served, whether the answering
-   address belongs to another hoster (moved: monitor/attribution.py's registry match).
+   address belongs to another hoster (moved: monitor/attribution_decision.py's registry match).
 4. **Record** (one short transaction per chunk of finished checks): the notices are read again,
    locked, *only if the lease is still ours* (`lease_token` = token): a lease that expired and was
    taken by another process is theirs now, and our observations are discarded (no takedown is ever
@@ -67,13 +67,13 @@ from django.utils import timezone
 
 from compliance import evidence, rules, services
 from compliance.models import Attribution, Check, Hoster, HosterPrefix, Notice
-from monitor import checker, dispatch, jobs, schedule
-from monitor.attribution import RegisteredNetworks
-from monitor.fetch import Observation
+from monitor import check_dispatch, check_process, jobs, schedule
+from monitor.attribution_decision import RegisteredNetworks
+from monitor.check_client import Observation
+from monitor.classification import Classification, classify
 from monitor.models import PlaceholderHash
-from monitor.outcomes import Classification, classify
 
-log = logging.getLogger("monitor.recheck")
+log = logging.getLogger("monitor.check_drain")
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"[:100]
 UNMEASURED = rules.UNMEASURED_STATUSES
@@ -114,7 +114,7 @@ class Claimed:
     trigger: str
     reported_removed_at: datetime | None
     check_requested_at: datetime | None = None
-    vantage: str = LOCAL_VANTAGE  # set at dispatch (monitor/dispatch.py): where the check is made from
+    vantage: str = LOCAL_VANTAGE  # set at dispatch (monitor/check_dispatch.py): where the check is made from
     worker: str = ""  # who made it, when not this process (a probe's host:pid)
 
 
@@ -157,7 +157,7 @@ def drain_checks(*, now: datetime | None = None, limit: int | None = None) -> bo
 def run_batch(*, now: datetime | None = None, limit: int | None = None) -> BatchResult:
     """One batch, streamed: its claims, checks and writes overlap (see the module docstring).
 
-    The checks run in the check process (monitor/checker.py); the calling thread does all database
+    The checks run in the check process (monitor/check_process.py); the calling thread does all database
     work, on its own connection, in chunks of `_chunk_size(limit)` notices:
 
     1. claim the first chunk and start its checks;
@@ -179,7 +179,7 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
     def claim_chunk(want: int) -> tuple[list[Claimed], float]:
         # Each chunk's lease and start-by time count from its own claim, so a long batch never
         # outlives the lease of its later chunks. Nothing is claimed while no vantage may check.
-        plan = dispatch.Plan.now()
+        plan = check_dispatch.Plan.now()
         if not plan.available:
             result.waiting_for_probes = bool(plan.backlogged)
             return [], 0.0
@@ -188,11 +188,11 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
         start_by = time.monotonic() + budget
         if part:
             # Each notice's check goes to a vantage (rotating); a probe's go to RabbitMQ at once and
-            # come back through monitor/probes.py's drain, so a slow probe holds back nothing here.
-            dispatch.assign(part, plan)
-            part, remote = dispatch.split(part, plan)
+            # come back through monitor/probe_results.py's drain, so a slow probe holds back nothing here.
+            check_dispatch.assign(part, plan)
+            part, remote = check_dispatch.split(part, plan)
             if remote:
-                dispatch.publish(remote, token=token, start_by=time.time() + budget)
+                check_dispatch.publish(remote, token=token, start_by=time.time() + budget)
                 result.claimed += sum(len(r) for r in remote.values())
         return part, start_by
 
@@ -200,7 +200,9 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
     result = BatchResult()
     # The check process is ready (started, configured) before anything is claimed: its start-up
     # never eats into the claimed notices' time to start. With probes only, there is none.
-    with checker.batch() if any(not v.is_probe for v in settings.MONITOR_VANTAGES) else _NoLocalChecks() as checks:
+    with (
+        check_process.batch() if any(not v.is_probe for v in settings.MONITOR_VANTAGES) else _NoLocalChecks() as checks
+    ):
         claimed, start_by = claim_chunk(chunk)
         result.claimed += len(claimed)
         if not result.claimed:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from compliance import services
 from compliance.models import Check, Notice
 from demo.sandbox.httpserver import ok, reset, status
-from monitor import recheck
+from monitor import check_drain
 from monitor.health import monitor_health
 
 
@@ -28,7 +28,7 @@ def test_health_counts_the_queue_leases_throughput_lag_and_errors(db, http_serve
     http_server.set("/reset", reset())
     for path in ("/ok", "/gone", "/reset"):
         make_notice(http_server.url(path))
-    recheck.run_batch()  # three checks, due at intake: small lag
+    check_drain.run_batch()  # three checks, due at intake: small lag
 
     now = timezone.now()
     due = make_notice(http_server.url("/due"))
@@ -46,14 +46,14 @@ def test_health_counts_the_queue_leases_throughput_lag_and_errors(db, http_serve
     assert [kind for kind, _n in h.errors] in (["reset"], ["disconnected"])
     assert h.lag_sample == 3 and h.lag_within_tolerance == 1.0 and h.lag_max_s < 2
     assert h.is_keeping_up
-    assert [w["worker"] for w in h.workers] == [recheck.WORKER]
+    assert [w["worker"] for w in h.workers] == [check_drain.WORKER]
 
 
 def test_a_monitor_falling_behind_shows_it(db, http_server):
     http_server.set("/late", ok(b"x"))
     notice = make_notice(http_server.url("/late"), deadline_s=600)
     Notice.objects.filter(pk=notice.pk).update(next_check_at=timezone.now() - timedelta(seconds=20))
-    recheck.run_batch()
+    check_drain.run_batch()
     h = monitor_health(now=timezone.now())
     assert h.lag_median_s >= 20  # the tolerance for a 10-minute deadline is 2 s
     assert h.lag_within_tolerance == 0.0 and not h.is_keeping_up
@@ -64,7 +64,7 @@ def test_analysts_see_the_health_page_linked_from_the_navigation(
 ):
     http_server.set("/ok", ok(b"x"))
     make_notice(http_server.url("/ok"))
-    recheck.run_batch()
+    check_drain.run_batch()
     client.force_login(analyst)
     with django_assert_max_num_queries(20):
         response = client.get(reverse("monitor:health"))
@@ -96,7 +96,7 @@ def test_a_killed_monitors_claims_count_from_their_first_due_time(db, http_serve
     Notice.objects.filter(pk=notice.pk).update(next_check_at=due_at)
 
     # The monitor that dies: it claims (75 s lease) and never records.
-    claimed = recheck.claim(now=due_at + timedelta(seconds=1), limit=10, token=uuid.uuid4(), lease_s=75)
+    claimed = check_drain.claim(now=due_at + timedelta(seconds=1), limit=10, token=uuid.uuid4(), lease_s=75)
     assert [c.id for c in claimed] == [notice.pk] and claimed[0].due_at == due_at
 
     while_held = monitor_health(now=due_at + timedelta(seconds=31))
@@ -105,7 +105,7 @@ def test_a_killed_monitors_claims_count_from_their_first_due_time(db, http_serve
     assert after_expiry.leases_expired == 1 and after_expiry.oldest_due_s == pytest.approx(90)
 
     # Another monitor takes the expired lease over: the check's due time is still the first one.
-    assert recheck.run_batch().recorded == 1
+    assert check_drain.run_batch().recorded == 1
     check = Check.objects.get(notice=notice)
     assert check.due_at == due_at and check.trigger == Check.Trigger.SCHEDULE
     h = monitor_health(now=check.checked_at + timedelta(seconds=1))
@@ -116,9 +116,9 @@ def test_a_released_check_counts_from_its_own_due_time_again(db, http_server):
     """After a recorded check the next claim takes the new next_check_at, not the old first due."""
     http_server.set("/twice", ok(b"x"))
     notice = make_notice(http_server.url("/twice"))
-    recheck.run_batch()
+    check_drain.run_batch()
     notice.refresh_from_db()
     first_due, next_due = notice.first_due_at, notice.next_check_at
     assert first_due is not None and next_due > first_due
-    claimed = recheck.claim(now=next_due + timedelta(seconds=1), limit=10, token=uuid.uuid4(), lease_s=75)
+    claimed = check_drain.claim(now=next_due + timedelta(seconds=1), limit=10, token=uuid.uuid4(), lease_s=75)
     assert [c.due_at for c in claimed] == [next_due]

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from demo.sandbox.httpserver import flap, hang, large, ok, redirect, reset, slow, status
-from monitor.fetch import CheckClient, Observation
+from monitor.check_client import CheckClient, Observation
 
 BODY = b"the reported item \x00\x01 7f3a"
 

@@ -1,4 +1,4 @@
-"""The check drain (monitor/recheck.py) against real loopback servers and the test database."""
+"""The check drain (monitor/check_drain.py) against real loopback servers and the test database."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from django.utils import timezone
 from compliance import rules, services
 from compliance.models import Check, Notice
 from demo.sandbox.httpserver import ok, status
-from monitor import jobs, recheck
-from monitor.fetch import check_urls
+from monitor import check_drain, jobs
+from monitor.check_client import check_urls
 from monitor.models import PlaceholderHash
 
 ITEM = b"REPORTED-ITEM-BYTES-3f9c1e"
@@ -35,32 +35,32 @@ def make_notice(url: str, *, hoster=None, content_sha256: str = "", deadline_s: 
     return notice
 
 
-def drain(**kw) -> recheck.BatchResult:
+def drain(**kw) -> check_drain.BatchResult:
     """One batch, claiming everything that is due within the next day (tests don't wait for the grid)."""
-    return recheck.run_batch(now=timezone.now() + timedelta(days=1), **kw)
+    return check_drain.run_batch(now=timezone.now() + timedelta(days=1), **kw)
 
 
 def test_the_check_drain_is_registered_after_attribution():
     names = [d.name for d in jobs.DRAINS]
     assert names.index("checks") > names.index("attribution")
-    assert jobs.DRAINS[names.index("checks")].func is recheck.drain_checks
+    assert jobs.DRAINS[names.index("checks")].func is check_drain.drain_checks
 
 
 def test_a_due_notice_is_checked_recorded_and_rescheduled(db, http_server):
     notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
     due_at = notice.next_check_at
-    result = recheck.run_batch()
+    result = check_drain.run_batch()
     assert (result.claimed, result.recorded) == (1, 1)
     check = Check.objects.get(notice=notice)
     assert check.outcome == "online" and check.reason == "online" and check.http_status == 200
-    assert check.due_at == due_at and check.trigger == "schedule" and check.worker == recheck.WORKER
+    assert check.due_at == due_at and check.trigger == "schedule" and check.worker == check_drain.WORKER
     assert check.resolved_ip == "127.0.0.1" and check.body_sha256 == hashlib.sha256(ITEM).hexdigest()
     notice.refresh_from_db()
     assert notice.status == "online" and notice.check_count == 1
     assert notice.last_online_at == check.checked_at == notice.last_checked_at
     assert notice.lease_token is None
     assert notice.next_check_at > check.checked_at
-    assert recheck.drain_checks() is False  # nothing else is due
+    assert check_drain.drain_checks() is False  # nothing else is due
 
 
 def test_a_removal_is_confirmed_by_the_second_observation_and_timed_at_the_first(db, http_server):
@@ -89,7 +89,7 @@ def test_a_hoster_claim_is_verified_not_trusted(db, http_server):
     notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
     drain()
     Notice.objects.filter(pk=notice.pk).update(reported_removed_at=timezone.now(), next_check_at=timezone.now())
-    recheck.run_batch()
+    check_drain.run_batch()
     check = Check.objects.filter(notice=notice).latest("checked_at")
     assert check.trigger == "hoster_claim" and check.outcome == "online"
     notice.refresh_from_db()
@@ -170,16 +170,18 @@ def test_nxdomain_is_domain_gone_only_after_the_host_resolved(db, http_server, d
 def test_a_lost_lease_discards_the_observations(db, http_server):
     notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
     token = uuid.uuid4()
-    claimed = recheck.claim(now=timezone.now(), limit=10, token=token, lease_s=60)
+    claimed = check_drain.claim(now=timezone.now(), limit=10, token=token, lease_s=60)
     assert [c.id for c in claimed] == [notice.id]
-    assert recheck.claim(now=timezone.now(), limit=10, token=uuid.uuid4(), lease_s=60) == []  # leased
+    assert check_drain.claim(now=timezone.now(), limit=10, token=uuid.uuid4(), lease_s=60) == []  # leased
     # the lease expires and another process takes the notice
     Notice.objects.filter(pk=notice.pk).update(lease_token=uuid.uuid4())
     import asyncio
 
     observations = asyncio.run(check_urls([c.url for c in claimed]))
-    result = recheck.BatchResult(claimed=1)
-    recheck.record(claimed, observations, recheck.classify_batch(claimed, observations), token=token, result=result)
+    result = check_drain.BatchResult(claimed=1)
+    check_drain.record(
+        claimed, observations, check_drain.classify_batch(claimed, observations), token=token, result=result
+    )
     assert result.discarded == 1 and result.recorded == 0
     assert not Check.objects.exists()
 
@@ -224,7 +226,7 @@ def test_a_stopping_monitor_claims_nothing_new(db, http_server):
     make_notice(http_server.set("/a.jpg", ok(ITEM)))
     jobs.stopping.set()
     try:
-        assert recheck.drain_checks() is False
+        assert check_drain.drain_checks() is False
     finally:
         jobs.stopping.clear()
     assert not Check.objects.exists()
@@ -236,8 +238,8 @@ def test_the_drain_reports_more_work_while_a_full_batch_was_claimed(db, http_ser
     http_server.set("/a", ok(ITEM))
     for i in range(batch + 1):
         make_notice(http_server.url(f"/a?{i}"))
-    assert recheck.drain_checks() is True
-    assert recheck.drain_checks() is False
+    assert check_drain.drain_checks() is True
+    assert check_drain.drain_checks() is False
     assert Check.objects.count() == batch + 1
 
 
@@ -274,12 +276,14 @@ def test_on_postgresql_takedowns_reappearances_and_lost_leases_are_recorded_in_r
     # a lease lost while the batch ran: its observation is thrown away
     Notice.objects.filter(pk=newer.pk).update(next_check_at=timezone.now())
     token = uuid.uuid4()
-    claimed = recheck.claim(now=timezone.now(), limit=10, token=token, lease_s=60)
+    claimed = check_drain.claim(now=timezone.now(), limit=10, token=token, lease_s=60)
     assert [c.id for c in claimed] == [newer.pk]
     Notice.objects.filter(pk=newer.pk).update(lease_token=uuid.uuid4())
-    result = recheck.BatchResult(claimed=1)
+    result = check_drain.BatchResult(claimed=1)
     observations = asyncio.run(check_urls([c.url for c in claimed]))
-    recheck.record(claimed, observations, recheck.classify_batch(claimed, observations), token=token, result=result)
+    check_drain.record(
+        claimed, observations, check_drain.classify_batch(claimed, observations), token=token, result=result
+    )
     assert (result.discarded, result.recorded) == (1, 0)
     assert newer.checks.count() == 1
 
@@ -305,7 +309,7 @@ def test_an_analysts_check_now_is_checked_at_once_with_its_trigger(db, http_serv
     notice.refresh_from_db()
     assert notice.next_check_at > timezone.now()  # not due by itself
     assert _check_now(analyst, notice) == ["1 notice queued for a check now: runmonitor checks it within seconds."]
-    result = recheck.run_batch()  # now: only what is due now
+    result = check_drain.run_batch()  # now: only what is due now
     assert result.recorded == 1
     check = Check.objects.filter(notice=notice).latest("checked_at")
     assert check.trigger == "analyst" and check.outcome == "online"
@@ -337,20 +341,24 @@ def test_a_request_while_the_notice_is_leased_is_checked_right_after(db, http_se
     """The request comes while a monitor holds the notice and its check has already started."""
     notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
     token = uuid.uuid4()
-    claimed = recheck.claim(now=timezone.now(), limit=10, token=token, lease_s=60)
+    claimed = check_drain.claim(now=timezone.now(), limit=10, token=token, lease_s=60)
     leased_until = Notice.objects.get(pk=notice.pk).next_check_at
     observations = asyncio.run(check_urls([c.url for c in claimed]))
     _check_now(analyst, notice)
     # The lease keeps its next_check_at: no second monitor can claim the notice meanwhile.
     assert Notice.objects.get(pk=notice.pk).next_check_at == leased_until
-    assert recheck.claim(now=timezone.now(), limit=10, token=uuid.uuid4(), lease_s=60) == []
-    recheck.record(
-        claimed, observations, recheck.classify_batch(claimed, observations), token=token, result=recheck.BatchResult()
+    assert check_drain.claim(now=timezone.now(), limit=10, token=uuid.uuid4(), lease_s=60) == []
+    check_drain.record(
+        claimed,
+        observations,
+        check_drain.classify_batch(claimed, observations),
+        token=token,
+        result=check_drain.BatchResult(),
     )
     # The check in flight began before the request: recorded as scheduled, and due again at once.
     assert Check.objects.get(notice=notice).trigger == "schedule"
     assert Notice.objects.get(pk=notice.pk).next_check_at <= timezone.now()
-    recheck.run_batch()
+    check_drain.run_batch()
     assert Check.objects.filter(notice=notice).latest("checked_at").trigger == "analyst"
 
 

@@ -7,12 +7,12 @@ the 2-core benchmark machine, the process was busy 86 % of the time and the chec
 for the database thread's Python and the other way round. With the checks in a process of their
 own, the two run in parallel (bench/README.md has the figures).
 
-The child (`python -m monitor.checker FD`) never touches the database, has none of the monitor's
+The child (`python -m monitor.check_process FD`) never touches the database, has none of the monitor's
 secrets in its environment (no DATABASE_URL, SECRET_KEY, EMAIL_URL) and never gets a body to keep:
-it runs monitor/fetch.py's `CheckClient` (every SSRF rule is there) and sends back `Observation`s,
+it runs monitor/check_client.py's `CheckClient` (every SSRF rule is there) and sends back `Observation`s,
 which carry no body. It is started on the first batch and kept for the life of the monitor
 process, so its client (its connections, their TLS contexts) and its DNS cache serve many batches.
-One per monitor process; recheck.py uses it through `batch()`:
+One per monitor process; the check drain (check_drain.py) uses it through `batch()`:
 
     with checker.batch() as checks:          # sends the monitor's settings, as they are now
         checks.submit(claimed, start_by=...)  # notices (recheck.Claimed) to check
@@ -51,7 +51,7 @@ import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-log = logging.getLogger("monitor.checker")
+log = logging.getLogger("monitor.check_process")
 
 ROOT = Path(__file__).resolve().parent.parent
 # A client lives across batches; it is renewed after this many checks (at a batch's start, when
@@ -93,7 +93,7 @@ class CheckProcess:
         mine, theirs = socket.socketpair()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor.checker", str(theirs.fileno())],
+                [sys.executable, "-m", "monitor.check_process", str(theirs.fileno())],
                 cwd=ROOT,
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
@@ -308,7 +308,7 @@ class _Worker:
         from django.conf import settings
 
         from monitor import dns
-        from monitor.fetch import CheckClient
+        from monitor.check_client import CheckClient
 
         if not settings.configured:
             settings.configure(**config)

@@ -1,4 +1,4 @@
-"""Tickets and observations on the wire (monitor/dispatch.py, monitor/broker.py): no broker needed."""
+"""Tickets and observations on the wire (monitor/check_dispatch.py, monitor/broker.py): no broker needed."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitor import broker, dispatch, recheck
-from monitor.fetch import Observation
+from monitor import broker, check_dispatch, check_drain
+from monitor.check_client import Observation
 
 AT = datetime(2026, 3, 1, 11, 0, 0, 123457, tzinfo=UTC)
 
 
-def claimed(**kw) -> recheck.Claimed:
+def claimed(**kw) -> check_drain.Claimed:
     values = dict(
         id=42,
         url="http://files.example/a.jpg",
@@ -25,13 +25,13 @@ def claimed(**kw) -> recheck.Claimed:
         check_requested_at=None,
     )
     values.update(kw)
-    return recheck.Claimed(**values)
+    return check_drain.Claimed(**values)
 
 
 def test_a_ticket_gives_back_exactly_what_recording_needs():
     token = uuid.uuid4()
-    ticket = dispatch.read_ticket(dispatch.ticket(claimed(), vantage="lon", token=token))
-    assert ticket == dispatch.Ticket("lon", token, 42, AT, "hoster_claim", AT, None, 7, "ab" * 32)
+    ticket = check_dispatch.read_ticket(check_dispatch.ticket(claimed(), vantage="lon", token=token))
+    assert ticket == check_dispatch.Ticket("lon", token, 42, AT, "hoster_claim", AT, None, 7, "ab" * 32)
 
 
 @pytest.mark.parametrize(
@@ -46,14 +46,14 @@ def test_a_ticket_gives_back_exactly_what_recording_needs():
     ],
 )
 def test_a_ticket_changed_in_any_way_is_refused(tamper):
-    text = dispatch.ticket(claimed(), vantage="lon", token=uuid.uuid4())
-    assert dispatch.read_ticket(tamper(text)) is None
+    text = check_dispatch.ticket(claimed(), vantage="lon", token=uuid.uuid4())
+    assert check_dispatch.read_ticket(tamper(text)) is None
 
 
 def test_a_ticket_signed_with_another_secret_is_refused(settings):
-    text = dispatch.ticket(claimed(), vantage="lon", token=uuid.uuid4())
+    text = check_dispatch.ticket(claimed(), vantage="lon", token=uuid.uuid4())
     settings.SECRET_KEY = "another deployment"
-    assert dispatch.read_ticket(text) is None
+    assert check_dispatch.read_ticket(text) is None
 
 
 def test_an_observation_survives_the_wire_exactly_and_carries_no_body():

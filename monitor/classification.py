@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from compliance.rules import NETWORK_REASONS, NEVER_RESOLVED, NO_EVIDENCE, ONLINE, REFUSED, REMOVED, TRANSIENT
-from monitor.fetch import Observation
+from monitor.check_client import Observation
 
 REASON_MAX = 40
 

@@ -24,7 +24,7 @@ from compliance.audit import audit_record
 from compliance.evidence_files import DIGEST_ACTION, latest_digest
 from compliance.models import AuditEvent, ChainHead
 
-log = logging.getLogger("monitor.evidence")
+log = logging.getLogger("monitor.evidence_digest")
 
 _CLAIM = "digest-claim"  # a ChainHead row used as the digest job's claim (its `head` is the claim time)
 

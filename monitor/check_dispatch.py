@@ -1,6 +1,6 @@
 """Which vantage checks each claimed notice, and handing remote checks to the probes (monitor side).
 
-The check drain (monitor/recheck.py) calls, per claimed chunk:
+The check drain (monitor/check_drain.py) calls, per claimed chunk:
 
     plan = dispatch.Plan.now()             # the vantages that may take checks now
     dispatch.assign(claimed, plan)          # sets each Claimed.vantage
@@ -12,14 +12,14 @@ The check drain (monitor/recheck.py) calls, per claimed chunk:
    and a removal seen from one is confirmed from another (compliance/rules.py). With one vantage
    there is nothing to choose and nothing is read.
 2. **Availability.** A local vantage is always available. A probe is available when it was heard
-   within `MONITOR_PROBE_STALE` seconds (its heartbeat, monitor/probes.py) and fewer than
+   within `MONITOR_PROBE_STALE` seconds (its heartbeat, monitor/probe_results.py) and fewer than
    `MONITOR_PROBE_BACKLOG` of its batches wait in its queue: a silent probe's checks and a slow
    probe's share go to the other vantages, so neither holds back the rest.
 3. **Tickets.** Each remote check carries a ticket: the vantage, the lease token and the claim's
    fields that recording needs, with an HMAC under a key derived from `SECRET_KEY`. The probe
    echoes it; the monitor takes back a result only with a valid ticket whose vantage is the
-   broker-validated sender's (monitor/probes.py), and records it only while the lease is still
-   the ticket's (monitor/recheck.py), so each (check, vantage) is recorded once and a probe can
+   broker-validated sender's (monitor/probe_results.py), and records it only while the lease is still
+   the ticket's (monitor/check_drain.py), so each (check, vantage) is recorded once and a probe can
    report no check it was not given.
 """
 
@@ -43,7 +43,7 @@ from compliance.models import Check
 from monitor import broker, vantages
 from monitor.models import ProbeStatus
 
-log = logging.getLogger("monitor.dispatch")
+log = logging.getLogger("monitor.check_dispatch")
 
 CHUNK = 900
 
@@ -130,7 +130,7 @@ def publish(remote: dict[str, list], *, token: uuid.UUID, start_by: float) -> No
 
 @cache
 def _key(secret: str) -> bytes:
-    return hashlib.sha256(b"monitor.dispatch.ticket:" + secret.encode()).digest()
+    return hashlib.sha256(b"monitor.check_dispatch.ticket:" + secret.encode()).digest()
 
 
 def _sign(text: str) -> str:

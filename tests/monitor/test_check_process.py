@@ -1,6 +1,6 @@
-"""The check process (monitor/checker.py): the batch's checks run in a child process of the monitor.
+"""The check process (monitor/check_process.py): the batch's checks run in a child process of the monitor.
 
-In-process tests drive `recheck.run_batch` (the parent's side) against the loopback servers; the
+In-process tests drive `check_drain.run_batch` (the parent's side) against the loopback servers; the
 process tests run `manage.py runmonitor` and look at its child.
 """
 
@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from compliance.models import Check, Notice
 from demo.sandbox.httpserver import ok
-from monitor import checker, dns, recheck
-from tests.monitor.test_recheck import ITEM, drain, make_notice
+from monitor import check_drain, check_process, dns
+from tests.monitor.test_check_drain import ITEM, drain, make_notice
 from tests.monitor.test_runmonitor import make_notices, monitor_env
 from tests.monitor.test_runmonitor import start_monitor as start_monitor  # noqa: F401 (the fixture)
 
@@ -50,13 +50,13 @@ def _wait_until(predicate, timeout_s: float = 10.0) -> bool:
 
 
 def test_one_check_process_serves_batch_after_batch(db, http_server):
-    checker.stop()
+    check_process.stop()
     make_notice(http_server.set("/a.jpg", ok(ITEM)))
     drain()
-    first = checker._process
+    first = check_process._process
     assert first is not None and first.is_alive() and first.proc.pid != os.getpid()
     drain()
-    assert checker._process is first  # kept: its client and its DNS cache serve the next batch
+    assert check_process._process is first  # kept: its client and its DNS cache serve the next batch
     assert Check.objects.count() == 2
 
 
@@ -64,27 +64,27 @@ def test_the_check_process_has_none_of_the_monitors_secrets(db, http_server, mon
     monkeypatch.setenv("DATABASE_URL", "postgres://user:secret@db.internal/monitor")
     monkeypatch.setenv("SECRET_KEY", "not-for-the-child")
     monkeypatch.setenv("EMAIL_URL", "smtp://user:secret@mail.internal")
-    checker.stop()
+    check_process.stop()
     make_notice(http_server.set("/a.jpg", ok(ITEM)))
     assert drain().recorded == 1  # it works without them
-    with open(f"/proc/{checker._process.proc.pid}/environ", "rb") as f:
+    with open(f"/proc/{check_process._process.proc.pid}/environ", "rb") as f:
         names = {entry.split(b"=", 1)[0].decode() for entry in f.read().split(b"\0") if entry}
     assert "PATH" in names
     assert not names & {"DATABASE_URL", "SECRET_KEY", "EMAIL_URL", "DJANGO_SETTINGS_MODULE"}
-    checker.stop()
+    check_process.stop()
 
 
 def test_the_check_process_ends_by_itself_when_the_monitor_lets_go(db, http_server):
     make_notice(http_server.set("/a.jpg", ok(ITEM)))
     drain()
-    process = checker._process
-    checker.stop()  # what happens at the monitor's exit
+    process = check_process._process
+    check_process.stop()  # what happens at the monitor's exit
     assert process.proc.returncode == 0  # it saw the end of its socket and exited (not killed)
-    assert checker._process is None
+    assert check_process._process is None
 
 
 def test_a_cold_start_of_the_check_process_does_not_eat_the_claimed_notices_time_to_start(db, http_server, settings):
-    checker.stop()
+    check_process.stop()
     settings.MONITOR_LEASE = 0.6  # checks must start within 0.3 s of their claim; starting a process takes longer
     notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
     result = drain()
@@ -117,8 +117,8 @@ def test_a_cleared_dns_cache_is_cleared_in_the_check_process_too(db, http_server
 def test_a_process_that_dies_mid_batch_fails_the_batch_and_loses_nothing(db, http_server):
     http_server.set("/slow.jpg", ok(ITEM, delay_s=30))
     notice = make_notice(http_server.url("/slow.jpg"))
-    checker.stop()
-    batch = checker.batch()
+    check_process.stop()
+    batch = check_process.batch()
 
     def kill_soon():
         _wait_until(lambda: http_server.hits("/slow.jpg") >= 1)
@@ -126,7 +126,7 @@ def test_a_process_that_dies_mid_batch_fails_the_batch_and_loses_nothing(db, htt
 
     threading.Thread(target=kill_soon, daemon=True).start()
     with batch:
-        claimed = recheck.claim(now=timezone.now() + timedelta(days=1), limit=10, token=uuid.uuid4(), lease_s=60)
+        claimed = check_drain.claim(now=timezone.now() + timedelta(days=1), limit=10, token=uuid.uuid4(), lease_s=60)
         batch.submit(claimed, start_by=time.monotonic() + 30)
         with pytest.raises(RuntimeError, match="the check process died"):
             batch.finished(at_least=1, wait=True)
@@ -135,7 +135,7 @@ def test_a_process_that_dies_mid_batch_fails_the_batch_and_loses_nothing(db, htt
     Notice.objects.filter(pk=notice.pk).update(next_check_at=timezone.now())  # the lease "expired"
     http_server.set("/slow.jpg", ok(ITEM))
     result = drain()
-    assert result.recorded == 1 and checker._process is not batch.process  # a new process took over
+    assert result.recorded == 1 and check_process._process is not batch.process  # a new process took over
 
 
 @pytest.mark.postgres
