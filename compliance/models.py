@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
+from compliance import rules
 from compliance.evidence import Chain
 
 
@@ -170,16 +171,16 @@ class Notice(models.Model):
 
     class Status(models.TextChoices):
         # Open: the monitor is waiting for a takedown.
-        PENDING = "pending", _("pending")  # not yet observed
-        ONLINE = "online", _("online")  # last confirmed state: the content is there
-        REAPPEARED = "reappeared", _("reappeared")  # online again after a confirmed takedown
+        PENDING = rules.PENDING, _("pending")  # not yet observed
+        ONLINE = rules.ONLINE, _("online")  # last confirmed state: the content is there
+        REAPPEARED = rules.REAPPEARED, _("reappeared")  # online again after a confirmed takedown
         # Closed.
-        REMOVED = "removed", _("removed")  # takedown confirmed
-        UNRESOLVABLE = "unresolvable", _("unresolvable")  # host name never resolved: no measurement
-        REPEAT = "repeat", _("repeat")  # a repeat notice of an open notice: not a measurement of its own
-        WITHDRAWN = "withdrawn", _("withdrawn")  # closed by an analyst (sent in error): outside every rate
+        REMOVED = rules.REMOVED, _("removed")  # takedown confirmed
+        UNRESOLVABLE = rules.UNRESOLVABLE, _("unresolvable")  # host name never resolved: no measurement
+        REPEAT = rules.REPEAT, _("repeat")  # a repeat notice of an open notice: not a measurement of its own
+        WITHDRAWN = rules.WITHDRAWN, _("withdrawn")  # closed by an analyst (sent in error): outside every rate
 
-    OPEN_STATUSES = (Status.PENDING, Status.ONLINE, Status.REAPPEARED)
+    OPEN_STATUSES = tuple(map(Status, rules.OPEN_STATUSES))
 
     class Regime(models.TextChoices):
         """Under which rule the hoster was asked to act: it decides the deadline's meaning. Figures
@@ -422,8 +423,6 @@ class Notice(models.Model):
     @staticmethod
     def timeline(notified_at: datetime | None, deadline_s: int) -> tuple[datetime | None, datetime | None]:
         """`(deadline_at, settles_at)` of a notice notified at `notified_at`: the one home of both."""
-        from compliance import rules
-
         if notified_at is None:
             return None, None
         return notified_at + timedelta(seconds=deadline_s), rules.settles_at(notified_at, deadline_s)
@@ -436,8 +435,6 @@ class Notice(models.Model):
     def ttt_s(self) -> float | None:
         """Time to takedown in seconds (CONTRACT.md), rounded up to the millisecond: never below
         `takedown_at - notified_at`, which is an observation (rules.seconds_up)."""
-        from compliance import rules
-
         if self.takedown_at and self.notified_at:
             return rules.seconds_up(self.takedown_at - self.notified_at)
         return None
@@ -446,8 +443,6 @@ class Notice(models.Model):
     def precision_s(self) -> float | None:
         """Width of the interval in which the removal happened: takedown_at - last_online_at, rounded
         up to the millisecond. Without any online observation the interval starts at notification."""
-        from compliance import rules
-
         if not self.takedown_at:
             return None
         start = self.last_online_at or self.notified_at
@@ -456,16 +451,14 @@ class Notice(models.Model):
     @property
     def is_provisional(self) -> bool:
         """A server-gone takedown that has not settled yet (rules.is_provisional)."""
-        from compliance import rules
-
         return rules.is_provisional(
             removal_mechanism=self.removal_mechanism, takedown_at=self.takedown_at, settles_at=self.settles_at
         )
 
     def verdict(self, now: datetime) -> str | None:
-        from compliance import rules
+        from compliance import verdicts
 
-        return rules.verdict(
+        return verdicts.verdict(
             status=self.status,
             notified_at=self.notified_at,
             deadline_at=self.deadline_at,
@@ -836,14 +829,14 @@ class Check(AppendOnlyModel):
     class Outcome(models.TextChoices):
         """What one check saw (monitor/classification.py); compliance/rules.py `evidence` reads it."""
 
-        ONLINE = "online", _("online")
-        REMOVED = "removed", _("removed")  # evidence of absence
+        ONLINE = rules.ONLINE, _("online")
+        REMOVED = rules.REMOVED, _("removed")  # evidence of absence
         # A failure at the network level before any response: may add up to "server gone".
-        TRANSIENT = "transient", _("unreachable")
-        REFUSED = "refused", _("refused destination")  # the checker would not connect (non-public address)
+        TRANSIENT = rules.TRANSIENT, _("unreachable")
+        REFUSED = rules.REFUSED, _("refused destination")  # the checker would not connect (non-public address)
         # An answer that is neither the content nor its absence (403, 429, 5xx, a stalled body): no
         # evidence either way. Before methodology 2.0 these were recorded as `transient`.
-        NO_EVIDENCE = "no_evidence", _("no evidence")
+        NO_EVIDENCE = rules.NO_EVIDENCE, _("no evidence")
 
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", _("schedule")

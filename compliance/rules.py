@@ -11,15 +11,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-WITHIN = "within"
-LATE = "late"
-PENDING = "pending"
-VERDICTS = (WITHIN, LATE, PENDING)
+# What one check saw: the values of Check.Outcome (compliance/models.py builds it from these).
+ONLINE, REMOVED, TRANSIENT, REFUSED, NO_EVIDENCE = "online", "removed", "transient", "refused", "no_evidence"
 
-# Statuses that are never a measurement of their own (CONTRACT: only measurements count): a repeat
-# notice of an open one, and a notice an analyst withdrew (sent in error). `unresolvable` is
-# unmeasured too, and only ever given to a notice without a hoster (see UNRESOLVABLE below).
+# A notice's statuses: the values of Notice.Status (built from these). `online` and `removed` are
+# the same words as the outcomes. Open: the monitor waits for a takedown. `removed`: a takedown
+# confirmed, watched for reappearance. Unmeasured, never a measurement of their own (CONTRACT: only
+# measurements count): a repeat notice of an open one, a notice an analyst withdrew (sent in error),
+# and `unresolvable`, only ever given to a notice without a hoster.
+PENDING, REAPPEARED = "pending", "reappeared"
 REPEAT, WITHDRAWN, UNRESOLVABLE = "repeat", "withdrawn", "unresolvable"
+OPEN_STATUSES = (PENDING, ONLINE, REAPPEARED)
 UNMEASURED_STATUSES = (REPEAT, WITHDRAWN, UNRESOLVABLE)
 
 # A server-gone takedown is provisional until `settles_at`: one deadline after the deadline, 2 D
@@ -41,70 +43,8 @@ def seconds_up(delta: timedelta) -> float:
 
 def is_provisional(*, removal_mechanism: str, takedown_at: datetime | None, settles_at: datetime | None) -> bool:
     """A server-gone takedown the settling rule has not decided yet (it is decided by time:
-    `verdict` treats it as pending while `now < settles_at`)."""
+    `verdicts.verdict` treats it as pending while `now < settles_at`)."""
     return removal_mechanism == SERVER_GONE and takedown_at is not None and settles_at is not None
-
-
-def verdict(
-    *,
-    status: str,
-    notified_at: datetime | None,
-    deadline_at: datetime | None,
-    takedown_at: datetime | None,
-    settles_at: datetime | None = None,
-    offline_since: datetime | None = None,
-    unreachable_since: datetime | None = None,
-    is_displaced: bool = False,
-    removal_mechanism: str = "",
-    hoster_id: int | None = 0,
-    now: datetime,
-) -> str | None:
-    """`within`, `late` or `pending` for a notice; None for a notice that is not a measurement.
-
-    1. Not a measurement (repeat, withdrawn, unresolvable without a hoster): no verdict.
-    2. A server-gone takedown waits (pending) until it settles at `settles_at` (2 D after
-       notification): content seen again before then annuls it (`apply_check`).
-    3. A confirmed takedown decides: within when `takedown_at <= deadline_at`, otherwise late.
-       A displacement (the URL now served from another hoster, mechanism `moved`) is not
-       compliance: by the deadline it has no verdict (out of the rate, counted as displaced),
-       after it the content stayed on this hoster past the deadline: late.
-    4. Not notified yet, or the deadline has not passed: pending.
-    5. Past the deadline without a confirmed takedown: late, unless an offline (or unreachable)
-       streak that began at or before the deadline is still waiting for confirmation, and at the
-       latest until `settles_at`; then the verdict waits too (pending), because confirmation may
-       date the takedown before the deadline.
-    `selectors.verdict_expression` is this function in SQL; a test keeps the two equal.
-    """
-    if not is_measured(status=status, hoster_id=hoster_id):
-        return None
-    if takedown_at is not None and deadline_at is not None:
-        if removal_mechanism == SERVER_GONE and settles_at is not None and now < settles_at:
-            return PENDING
-        if takedown_at <= deadline_at:
-            return None if is_displaced else WITHIN
-        return LATE
-    if notified_at is None or deadline_at is None or now <= deadline_at:
-        return PENDING
-    if settles_at is None or now < settles_at:
-        for streak_start in (offline_since, unreachable_since):
-            if streak_start is not None and streak_start <= deadline_at:
-                return PENDING
-    return LATE
-
-
-def is_measured(*, status: str, hoster_id: int | None) -> bool:
-    """Counts in compliance figures (selectors.measured_notices is the SQL twin, which also asks for
-    `notified_at`): not a repeat, not withdrawn; `unresolvable` only ever without a hoster, and a
-    notice with a hoster counts whatever its status (a stale `unresolvable` one included)."""
-    if status in (REPEAT, WITHDRAWN):
-        return False
-    return not (status == UNRESOLVABLE and hoster_id is None)
-
-
-def compliance_rate(within: int, late: int) -> float | None:
-    """`within / (within + late)`; pending notices are excluded; None when nothing is decided."""
-    decided = within + late
-    return within / decided if decided else None
 
 
 # --- The accounting of checks: observations -> a notice's timing state ----------------------------
@@ -146,9 +86,6 @@ def compliance_rate(within: int, late: int) -> float | None:
 # 5. The removal mechanism is that of the observation that confirmed the takedown; `moved` marks the
 #    notice displaced.
 
-ONLINE, REMOVED, TRANSIENT, REFUSED, NO_EVIDENCE = "online", "removed", "transient", "refused", "no_evidence"
-OUTCOMES = (ONLINE, REMOVED, TRANSIENT, REFUSED, NO_EVIDENCE)  # Check.Outcome's values
-
 # Evidence classes (see above).
 ABSENT, UNREACHABLE, ANSWERED, NEUTRAL = "absent", "unreachable", "answered", "neutral"
 
@@ -175,7 +112,6 @@ MECHANISM_BY_REASON = {
     "moved": "moved",
 }
 SERVER_GONE = "server_gone"
-OPEN_STATUSES = ("pending", "online", "reappeared")
 
 
 def evidence(outcome: str, reason: str, *, has_hoster: bool = True) -> str:
@@ -200,7 +136,7 @@ def evidence(outcome: str, reason: str, *, has_hoster: bool = True) -> str:
 class Timing:
     """A notice's measurement state; the field names are those of `compliance.models.Notice`."""
 
-    status: str = "pending"
+    status: str = PENDING
     check_count: int = 0
     last_checked_at: datetime | None = None
     last_online_at: datetime | None = None
@@ -333,7 +269,7 @@ def apply_check(
     provisional = s["removal_mechanism"] == SERVER_GONE and (
         notified_at is None or at < settles_at(notified_at, deadline_s)
     )
-    is_open = s["status"] != "removed"
+    is_open = s["status"] != REMOVED
 
     if kind == ONLINE:
         s.update(
@@ -349,13 +285,13 @@ def apply_check(
             s.update(takedown_at=None, removal_mechanism="", is_displaced=False)
             s["annulled_takedowns"] += 1
         if s["takedown_at"] is None:
-            s.update(status="online", last_online_at=at)
+            s.update(status=ONLINE, last_online_at=at)
         elif not is_open:
             # The content is back after a confirmed takedown.
             s["reappearance_count"] += 1
             s["reappeared_at"] = at
             if can_reopen:
-                s["status"] = "reappeared"
+                s["status"] = REAPPEARED
         # else: still (or again) online after a reappearance
         return Timing(**s)
 
@@ -429,7 +365,7 @@ def _confirmed(s: dict, rules: Rules) -> bool:
 
 def _takedown(s: dict, *, at: datetime, mechanism: str) -> None:
     s.update(
-        status="removed",
+        status=REMOVED,
         offline_since=None,
         offline_streak=0,
         unreachable_since=None,

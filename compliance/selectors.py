@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from compliance import rules
-from compliance.models import AuditEvent, DeliveryEvent, Dispute, Hoster, Notice, NoticeEmail, Role
+from compliance.models import DeliveryEvent, Dispute, Hoster, Notice, NoticeEmail, Role
+
+# The verdict's reads live with the verdict (compliance/verdicts.py); reports/ still reaches them here.
+from compliance.verdicts import annotate_verdict, measured_notices, unmeasured_condition, verdict_expression  # noqa: F401
 
 
 def role_of(user) -> str | None:
@@ -110,19 +113,9 @@ def sees_all_hosters(user) -> bool:
     return role_of(user) in (Role.ANALYST, Role.MINISTRY, Role.RESEARCHER)
 
 
-def can_see_scorecards(user) -> bool:
-    """Every role sees scorecards; a hoster user only its own (scoped by `hosters_visible_to`)."""
-    return role_of(user) is not None
-
-
 def can_see_open_notice_list(user) -> bool:
     """The list of open notices past their deadline on a scorecard is the hotline's work queue."""
     return role_of(user) == Role.ANALYST
-
-
-def can_export(user) -> bool:
-    """Exports: all roles; a hoster user's export holds only its own notices (`notices_visible_to`)."""
-    return role_of(user) is not None
 
 
 def url_mode(user) -> str:
@@ -132,62 +125,6 @@ def url_mode(user) -> str:
     keyed, stable within a deployment) for researchers and ministry users, who never see a URL.
     """
     return "raw" if can_see_urls(user) else "hash"
-
-
-# Statuses that are never measurements of their own (compliance.rules.UNMEASURED_STATUSES):
-# repeat and withdrawn always; unresolvable only without a hoster (`unmeasured_condition`).
-UNMEASURED_STATUSES = rules.UNMEASURED_STATUSES
-
-
-def unmeasured_condition():
-    """`not rules.is_measured(...)` in SQL: a repeat, a withdrawn notice, or an unresolvable one
-    without a hoster. A notice with a hoster always counts for it (CONTRACT: counting)."""
-    from django.db.models import Q
-
-    return Q(status__in=(rules.REPEAT, rules.WITHDRAWN)) | Q(status=rules.UNRESOLVABLE, hoster_id__isnull=True)
-
-
-def measured_notices(qs: QuerySet[Notice]) -> QuerySet[Notice]:
-    """Notices that count in compliance figures: notified, and measured (`rules.is_measured`)."""
-    return qs.filter(notified_at__isnull=False).exclude(unmeasured_condition())
-
-
-def verdict_expression(now):
-    """`compliance.rules.verdict` as a SQL CASE; must agree with it exactly (tests/reports)."""
-    from django.db.models import Case, CharField, F, Q, Value, When
-
-    decided = Q(takedown_at__isnull=False, deadline_at__isnull=False)
-    return Case(
-        When(unmeasured_condition(), then=Value(None)),
-        # A server-gone takedown waits until it settles.
-        When(decided, removal_mechanism=rules.SERVER_GONE, settles_at__gt=now, then=Value("pending")),
-        # A displacement by the deadline is not compliance: no verdict (see the rule).
-        When(decided, takedown_at__lte=F("deadline_at"), is_displaced=True, then=Value(None)),
-        When(decided, takedown_at__lte=F("deadline_at"), then=Value("within")),
-        When(decided, then=Value("late")),
-        When(
-            Q(notified_at__isnull=True) | Q(deadline_at__isnull=True) | Q(deadline_at__gte=now), then=Value("pending")
-        ),
-        # An offline or unreachable streak that began by the deadline waits for its confirmation,
-        # at the latest until the notice settles.
-        When(
-            Q(settles_at__isnull=True) | Q(settles_at__gt=now),
-            offline_since__lte=F("deadline_at"),
-            then=Value("pending"),
-        ),
-        When(
-            Q(settles_at__isnull=True) | Q(settles_at__gt=now),
-            unreachable_since__lte=F("deadline_at"),
-            then=Value("pending"),
-        ),
-        default=Value("late"),
-        output_field=CharField(),
-    )
-
-
-def annotate_verdict(qs: QuerySet[Notice], now) -> QuerySet[Notice]:
-    """Adds `verdict_sql` (within / late / pending, NULL for unmeasured notices)."""
-    return qs.annotate(verdict_sql=verdict_expression(now))
 
 
 # --- The hosters' portal, disputes, notice e-mails and the audit trail (issue 6) ----------------
@@ -260,11 +197,6 @@ def delivery_problems_of(hoster_id: int, *, limit: int = 5) -> list:
     if not events or events[0].outcome == DeliveryEvent.Outcome.ACCEPTED:
         return []
     return [e for e in events if e.outcome != DeliveryEvent.Outcome.ACCEPTED]
-
-
-def audit_events_visible_to(user) -> QuerySet:
-    """The audit trail is for analysts."""
-    return AuditEvent.objects.all() if role_of(user) == Role.ANALYST else AuditEvent.objects.none()
 
 
 # --- Measurements are evidence: the stored timing of every notice is the replay of its checks ----

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -705,10 +704,6 @@ def user_upsert(
         user.groups.remove(*Group.objects.filter(name=ANALYSTS_GROUP))
     token = Token.objects.get_or_create(user=user)[0].key if with_token else None
     return user, created, token
-
-
-def random_password() -> str:
-    return secrets.token_urlsafe(18)
 
 
 def chunked(items: Iterable, size: int):

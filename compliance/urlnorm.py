@@ -48,14 +48,6 @@ class NormalizedURL:
     path: str
     query: str
 
-    @property
-    def is_ip_literal(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
-
 
 def normalize_url(raw: str) -> NormalizedURL:
     if not isinstance(raw, str):

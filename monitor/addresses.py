@@ -154,8 +154,3 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[str, list[ipaddress.IPv4A
     if ip in _NAT64:
         return "nat64", [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
     return None
-
-
-def vet_all(addresses: Iterable[str], allowed: Iterable[IPNetwork] | None = None) -> list[Vetting]:
-    nets = list(allowed_networks() if allowed is None else allowed)
-    return [vet(a, nets) for a in addresses]

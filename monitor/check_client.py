@@ -85,10 +85,6 @@ class Observation:
     final_url: str = ""  # after redirects; "" when there were none
     error_detail: str = field(default="", compare=False)  # for logs of analysts only
 
-    @property
-    def is_http_response(self) -> bool:
-        return self.error_kind == "" and self.http_status is not None
-
 
 class _Refused(Exception):
     def __init__(self, reason: str, ip: str = ""):

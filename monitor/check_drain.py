@@ -76,7 +76,6 @@ from monitor.models import PlaceholderHash
 log = logging.getLogger("monitor.check_drain")
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"[:100]
-UNMEASURED = rules.UNMEASURED_STATUSES
 CLAIM_FIELDS = (
     "id",
     "url",
@@ -337,7 +336,7 @@ def _claim_postgresql(*, now: datetime, until: datetime, limit: int, token: uuid
             RETURNING n.id, n.url, n.hoster_id, n.content_sha256, n.first_due_at, n.last_checked_at,
                       n.reported_removed_at, n.check_requested_at
             """,
-            [now, [str(x) for x in UNMEASURED], limit, until, token],
+            [now, list(rules.UNMEASURED_STATUSES), limit, until, token],
             binary=True,
         )
         rows = cursor.fetchall()
@@ -346,13 +345,22 @@ def _claim_postgresql(*, now: datetime, until: datetime, limit: int, token: uuid
     return rows
 
 
+def _due(now: datetime):
+    """The notices due for a check at `now`, the earliest first (never an unmeasured one)."""
+    return (
+        Notice.objects.filter(next_check_at__lte=now)
+        .exclude(status__in=rules.UNMEASURED_STATUSES)
+        .order_by("next_check_at")
+    )
+
+
 def _claim_compare_and_set(*, now: datetime, until: datetime, limit: int, token: uuid.UUID) -> list[tuple]:
     """Without row locks: read the due rows, lease those still due (compare-and-set), keep what is ours.
 
     On SQLite the IMMEDIATE transaction holds the write lock from its start, so nobody gets between
     the read and the update; the compare-and-set keeps it correct on any database."""
     with transaction.atomic():
-        qs = Notice.objects.filter(next_check_at__lte=now).exclude(status__in=UNMEASURED).order_by("next_check_at")
+        qs = _due(now)
         rows = [
             # The due time is the first one (see the module docstring, step 1), as on PostgreSQL.
             (*r[:4], r[4] if lease is None else (first or r[4]), *r[5:])
@@ -384,7 +392,7 @@ def _claim_row_by_row(*, now: datetime, until: datetime, limit: int, token: uuid
     savepoint); an unreadable one is pushed forward by services.BAD_ROW_DELAY and logged."""
     rows = []
     with transaction.atomic():
-        due = Notice.objects.filter(next_check_at__lte=now).exclude(status__in=UNMEASURED).order_by("next_check_at")
+        due = _due(now)
         for pk in list(due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit]):
             try:
                 with transaction.atomic():
@@ -893,14 +901,6 @@ def _columns(updates: list[tuple]) -> list[list]:
 def _pg_copy_sql() -> str:
     columns = ", ".join(Check._meta.get_field(name).column for name in (*CHECK_COLUMNS, "chain_hash"))
     return f"COPY {Check._meta.db_table} ({columns}) FROM STDIN"
-
-
-_PG_REOPEN_SQL = "SELECT url FROM compliance_notice WHERE url = ANY(%b) AND status = ANY(%b) AND NOT (id = ANY(%b))"
-_PG_RESOLVED_SQL = (
-    "SELECT notice_id FROM monitor_check WHERE notice_id = ANY(%b) AND resolved_ip IS NOT NULL"
-    " UNION SELECT notice_id FROM monitor_attribution"
-    " WHERE notice_id = ANY(%b) AND method = 'dns' AND chosen_ip IS NOT NULL"
-)
 
 
 def _chunks(items: list, size: int = CHUNK):

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db.models import Case, Count, F, Max, Min, Q, When
 from django.db.models.functions import Coalesce
 
+from compliance import rules
 from compliance.models import Check, Notice
 from monitor import schedule
 from monitor.models import ProbeStatus
@@ -75,7 +76,7 @@ class Health:
 def monitor_health(*, now: datetime) -> Health:
     h = Health(now=now)
     # The loop's own index (notice_due_check) serves these three counts.
-    due = Notice.objects.filter(next_check_at__lte=now).exclude(status__in=("repeat", "unresolvable"))
+    due = Notice.objects.filter(next_check_at__lte=now).exclude(status__in=rules.UNMEASURED_STATUSES)
     # A leased row's next_check_at is its lease's end; the claim kept the due time in first_due_at.
     first_due = Case(
         When(lease_token__isnull=True, then=F("next_check_at")),

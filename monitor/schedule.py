@@ -36,6 +36,8 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
+from compliance.rules import OPEN_STATUSES, REMOVED
+
 # (start, end, step) in fractions of D: the grid before the deadline.
 DENSE_GRID = ((0.0, 1 / 24, 1 / 480), (1 / 24, 1 / 4, 1 / 192), (1 / 4, 1.0, 1 / 96))
 VERDICT_CHECK = 1 - 1 / 500
@@ -45,9 +47,6 @@ REAPPEARANCE_MIN, REAPPEARANCE_MAX = 1 / 4, 2.0
 STOP_AFTER = 30.0
 WATCH_EVERY = 1.0  # open notices after STOP_AFTER: one check per deadline
 MIN_INTERVAL_S = 0.5
-
-OPEN_STATUSES = frozenset({"pending", "online", "reappeared"})
-CLOSED_MEASURED = frozenset({"removed"})
 
 
 def next_check_at(
@@ -62,7 +61,7 @@ def next_check_at(
     min_interval_s: float = MIN_INTERVAL_S,
 ) -> datetime | None:
     """The next due time after a check at `now` left the notice in the given state, or None to stop."""
-    if status not in OPEN_STATUSES and status not in CLOSED_MEASURED:
+    if status not in OPEN_STATUSES and status != REMOVED:
         return None
     d = float(deadline_s)
     floor = now + timedelta(seconds=min_interval_s)
@@ -77,7 +76,7 @@ def next_check_at(
         return None
     x = (now - notified_at).total_seconds() / d  # elapsed, in deadlines
 
-    if status in CLOSED_MEASURED and not is_provisional:
+    if status == REMOVED and not is_provisional:
         since_takedown = (now - takedown_at).total_seconds() / d if takedown_at else 0.0
         spacing = min(max(since_takedown / 2, REAPPEARANCE_MIN), REAPPEARANCE_MAX)
         return max(min(now + timedelta(seconds=spacing * d), stop_at), floor)

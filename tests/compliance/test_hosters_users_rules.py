@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from compliance import rules
+from compliance import verdicts
 from compliance.models import AppendOnlyError, Check, Hoster, Notice
 
 HOSTERS_HEADER = "slug,name,country,abuse_email,asns,prefixes,kind\n"
@@ -164,7 +164,7 @@ D = timedelta(hours=24)
 def verdict(**kw):
     base = dict(status="online", notified_at=T0, deadline_at=T0 + D, takedown_at=None, now=T0 + 2 * D)
     base.update(kw)
-    return rules.verdict(**base)
+    return verdicts.verdict(**base)
 
 
 def test_a_takedown_at_the_deadline_is_within():
@@ -209,5 +209,5 @@ def test_a_notice_not_yet_notified_is_pending():
 
 
 def test_compliance_rate_excludes_pending_and_is_null_without_decisions():
-    assert rules.compliance_rate(3, 1) == 0.75
-    assert rules.compliance_rate(0, 0) is None
+    assert verdicts.compliance_rate(3, 1) == 0.75
+    assert verdicts.compliance_rate(0, 0) is None

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compliance.rules import DEFAULT_RULES, Rules, Timing, apply_check, replay, verdict
+from compliance.rules import DEFAULT_RULES, Rules, Timing, apply_check, replay
+from compliance.verdicts import verdict
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 D = 86400

@@ -81,7 +81,7 @@ def test_the_history_shows_each_hosters_conduct(small_history):
     verdicts = defaultdict(lambda: defaultdict(int))
     for notice in small_history.notices:
         deadline_at = notice["notified_at"] + timedelta(seconds=notice["deadline_s"])
-        v = rules.verdict(
+        v = verdicts.verdict(
             status=notice["status"],
             notified_at=notice["notified_at"],
             deadline_at=deadline_at,
@@ -93,7 +93,7 @@ def test_the_history_shows_each_hosters_conduct(small_history):
         verdicts[notice["hoster"]][v] += 1
 
     def rate(slug):
-        return rules.compliance_rate(verdicts[slug]["within"], verdicts[slug]["late"])
+        return verdicts.compliance_rate(verdicts[slug]["within"], verdicts[slug]["late"])
 
     assert rate("prompt") > 0.9
     assert rate("neveract") < 0.6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -78,7 +79,7 @@ class Command(BaseCommand):
 
         try:
             # --strict: all batches in one transaction, rolled back if any row was bad.
-            with transaction.atomic() if strict else _nullcontext():
+            with transaction.atomic() if strict else contextlib.nullcontext():
                 batch: list[services.NoticeInput] = []
                 lines: list[int] = []
                 for row in rows:
@@ -120,11 +121,3 @@ class Command(BaseCommand):
             sys.exit(1)
         progress.close()
         self.stdout.write(json.dumps(summary))
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

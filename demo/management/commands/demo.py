@@ -37,7 +37,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.models import Count
 
-from compliance import selectors, services, twofactor
+from compliance import services, twofactor, verdicts
 from demo.sandbox import history
 from demo.sandbox import world as market
 
@@ -382,16 +382,16 @@ class Command(BaseCommand):
             if time.monotonic() - last >= STATUS_EVERY_S:
                 last = time.monotonic()
                 now = timezone.now()
-                live = selectors.annotate_verdict(Notice.objects.filter(source=LIVE_SOURCE), now)
+                live = verdicts.annotate_verdict(Notice.objects.filter(source=LIVE_SOURCE), now)
                 statuses = dict(live.values_list("status").annotate(n=Count("id")).order_by())
-                verdicts = dict(live.values_list("verdict_sql").annotate(n=Count("id")).order_by())
+                by_verdict = dict(live.values_list("verdict_sql").annotate(n=Count("id")).order_by())
                 checks = sum(live.values_list("check_count", flat=True))
                 unsent = live.filter(notified_at__isnull=True).count()
                 self.stdout.write(
                     f"{timezone.localtime(now):%H:%M:%S}  live notices: "
                     + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
-                    + f"  |  within {verdicts.get('within', 0)}, late {verdicts.get('late', 0)}, "
-                    f"pending {verdicts.get('pending', 0)}"
+                    + f"  |  within {by_verdict.get('within', 0)}, late {by_verdict.get('late', 0)}, "
+                    f"pending {by_verdict.get('pending', 0)}"
                     + (f" ({unsent} not notified yet)" if unsent else "")
                     + f"  |  {checks} checks"
                 )

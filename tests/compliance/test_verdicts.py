@@ -1,5 +1,5 @@
-"""The verdict in SQL (compliance.selectors.verdict_expression) agrees exactly with the pure rule
-(compliance.rules.verdict) on every combination of the inputs that decide it."""
+"""The verdict in SQL (compliance.verdicts.verdict_expression) agrees exactly with the verdict in
+Python (compliance.verdicts.verdict) on every combination of the inputs that decide it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compliance import selectors
+from compliance import verdicts
 from compliance.models import Notice
 
 NOTIFIED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -61,8 +61,8 @@ def _rows(cases, hoster=None):
 
 def _compare(now):
     mismatches = []
-    for n in selectors.annotate_verdict(Notice.objects.all(), now):
-        expected = n.verdict(now)  # compliance.rules.verdict on the row
+    for n in verdicts.annotate_verdict(Notice.objects.all(), now):
+        expected = n.verdict(now)  # compliance.verdicts.verdict on the row
         if n.verdict_sql != expected:
             mismatches.append(
                 (
@@ -137,3 +137,20 @@ def test_sql_verdict_agrees_with_the_rule_on_random_moments(prompt_hoster, cases
     Notice.objects.all().delete()
     _rows(cases, hoster=prompt_hoster)
     assert _compare(now) == []
+
+
+@pytest.mark.django_db
+def test_measured_notices_in_sql_are_the_measured_ones_in_python(prompt_hoster):
+    cases = [
+        (status, notified, None, None, None, False, "file_gone", with_hoster)
+        for status, notified, with_hoster in itertools.product(STATUSES, [NOTIFIED, None], [True, False])
+    ]
+    _rows(cases, hoster=prompt_hoster)
+    in_sql = set(verdicts.measured_notices(Notice.objects.all()).values_list("id", flat=True))
+    in_python = {
+        n.id
+        for n in Notice.objects.all()
+        if n.notified_at is not None and verdicts.is_measured(status=n.status, hoster_id=n.hoster_id)
+    }
+    assert in_sql == in_python
+    assert len(in_python) == (len(STATUSES) - 2) * 2 - 1  # without repeat, withdrawn, hosterless unresolvable
