@@ -13,9 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from compliance import measurements
+from compliance import bulk, measurements
 from compliance.models import Attribution, Hoster, Notice, RdapRecord
-from compliance.services import chunked
 
 OPEN_ATTRIBUTION = (Notice.AttributionState.PENDING, Notice.AttributionState.RETRY)
 
@@ -54,7 +53,7 @@ def notice_reattribute(*, notice_ids: list[int], now: datetime | None = None) ->
     now = now or timezone.now()
     queued = 0
     with transaction.atomic():
-        for chunk in chunked(notice_ids, 900):
+        for chunk in bulk.chunks(notice_ids):
             queued += (
                 Notice.objects.filter(id__in=chunk)
                 .exclude(status=Notice.Status.REPEAT)

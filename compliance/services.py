@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -24,7 +23,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.authtoken.models import Token
 
-from compliance.bulk import insert_rows
+from compliance import bulk
 from compliance.models import (
     DEADLINE_S_MAX,
     NOTIFIED_AT_FLOOR,
@@ -454,7 +453,7 @@ def _open_notice_ids(urls: set[str]) -> dict[str, int]:
 
 def _insert_notices(rows: list[dict[str, object]]) -> None:
     """Insert new notices, given as field values by attname, with one executemany (compliance/bulk.py)."""
-    insert_rows(Notice, rows)
+    bulk.insert_rows(Notice, rows)
 
 
 def _import_one_by_one(*, rows: list[tuple[int, NoticeInput]], source: str, now: datetime) -> ImportResult:
@@ -538,7 +537,7 @@ def notice_check_request(*, notice_ids: list[int], user, now: datetime, request=
     from compliance.audit import audit_record
 
     queued = 0
-    for chunk in chunked(notice_ids, 500):
+    for chunk in bulk.chunks(notice_ids, 500):
         with transaction.atomic():
             open_ids = list(
                 Notice.objects.filter(pk__in=chunk, status__in=Notice.OPEN_STATUSES).values_list("id", flat=True)
@@ -704,14 +703,3 @@ def user_upsert(
         user.groups.remove(*Group.objects.filter(name=ANALYSTS_GROUP))
     token = Token.objects.get_or_create(user=user)[0].key if with_token else None
     return user, created, token
-
-
-def chunked(items: Iterable, size: int):
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

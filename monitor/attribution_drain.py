@@ -15,7 +15,6 @@ distinct AS), and monitor/dns.py's cache carries answers over to the next batche
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections import defaultdict
@@ -23,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, models, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from compliance import evidence, services
+from compliance import bulk, evidence, services
 from compliance.attributions import rdap_evidence
 from compliance.models import Attribution, Check, Hoster, HosterASN, HosterPrefix, Notice, RdapRecord
 from monitor import asn as asnlookup
@@ -36,12 +35,6 @@ from monitor.models import RdapQueue
 log = logging.getLogger("monitor.attribution_drain")
 
 GIVEN_SOURCES = (Notice.HosterSource.HOTLINE, Notice.HosterSource.ANALYST)
-CHUNK = 900  # ids per IN (...) list: below every database's parameter limit
-
-
-def _chunks(items: list, size: int = CHUNK):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 # --- Gathering the answers (network, outside any transaction) ---------------------------------
@@ -214,9 +207,7 @@ def _update_notices(columns: tuple[str, ...], rows: list[tuple[tuple, int]], *, 
         return
     connection = transaction.get_connection()
     fields = [Notice._meta.get_field(c) for c in columns]
-    adapters = [
-        connection.ops.adapt_datetimefield_value if isinstance(f, models.DateTimeField) else None for f in fields
-    ]
+    adapt_to = bulk.adapters(fields, connection)
     quote = connection.ops.quote_name
     sql = (
         f"UPDATE {quote(Notice._meta.db_table)} SET {', '.join(f'{quote(f.column)} = %s' for f in fields)} "
@@ -225,15 +216,8 @@ def _update_notices(columns: tuple[str, ...], rows: list[tuple[tuple, int]], *, 
     guard = []
     if lease_until is not None:
         sql += f" AND {quote('next_attribution_at')} = %s"
-        guard = [connection.ops.adapt_datetimefield_value(lease_until)]
-    adapted: dict[int, object] = {}  # id(value) -> adapted: the rows share a few datetimes
-
-    def adapt(adapter, value):
-        if adapter is None or value is None:
-            return value
-        if id(value) not in adapted:
-            adapted[id(value)] = adapter(value)
-        return adapted[id(value)]
+        guard = bulk.adapt(bulk.adapters([Notice._meta.get_field("next_attribution_at")], connection), [lease_until])
+    shared: dict = {}  # the rows share a few datetimes: each adapted once
 
     if connection.vendor == "postgresql":
         # One statement per distinct set of values, the ids as one array parameter: PostgreSQL
@@ -244,9 +228,9 @@ def _update_notices(columns: tuple[str, ...], rows: list[tuple[tuple, int]], *, 
             groups[tuple(values)].append(pk)
         with connection.cursor() as cursor:
             for values, ids in groups.items():
-                cursor.execute(sql, [*(adapt(a, v) for a, v in zip(adapters, values, strict=True)), ids, *guard])
+                cursor.execute(sql, [*bulk.adapt(adapt_to, values, shared), ids, *guard])
         return
-    params = [[adapt(a, v) for a, v in zip(adapters, values, strict=True)] + [pk] + guard for values, pk in rows]
+    params = [[*bulk.adapt(adapt_to, values, shared), pk, *guard] for values, pk in rows]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
 
@@ -443,7 +427,7 @@ def _write(
             by_columns[columns].extend((row_values, pk) for pk in ids)
         for columns, rows_of_columns in by_columns.items():
             _update_notices(columns, rows_of_columns, lease_until=lease_until)
-        for chunk in _chunks(closes):
+        for chunk in bulk.chunks(closes):
             # Unresolvable at notice time: no measurement. Only a notice nothing has observed yet, and
             # only without a hoster: a notice with one counts for it (decided as a 404 at its first check).
             (
@@ -471,7 +455,7 @@ def _rdap_for(chosen: list[attribution_decision.Candidate], *, now: datetime) ->
         else:
             public.append(ip)
     cutoff = now - timedelta(seconds=settings.MONITOR_RDAP_MAX_AGE)
-    for chunk in _chunks(public):
+    for chunk in bulk.chunks(public):
         for record in RdapRecord.objects.filter(ip__in=chunk, looked_up_at__gte=cutoff).order_by("looked_up_at", "id"):
             out[record.ip] = rdap_evidence(record)  # the latest wins
     waiting = [ip for ip in public if ip not in out]
@@ -487,7 +471,7 @@ def _rdap_for(chosen: list[attribution_decision.Candidate], *, now: datetime) ->
 def _resolved_before(notice_ids: list[int]) -> set[int]:
     """Notices with an earlier DNS attribution that resolved (re-attribution, not notice time)."""
     found = set()
-    for chunk in _chunks(notice_ids):
+    for chunk in bulk.chunks(notice_ids):
         for notice_id, ips in Attribution.objects.filter(
             notice_id__in=chunk, method=Attribution.Method.DNS
         ).values_list("notice_id", "resolved_ips"):
@@ -603,45 +587,24 @@ def insert_attributions(rows: list[dict]) -> None:
     connection = transaction.get_connection()
     is_postgres = connection.vendor == "postgresql"
     fields = [f for f in Attribution._meta.concrete_fields if not f.primary_key]
-    adapt_datetime = connection.ops.adapt_datetimefield_value
-
-    def prepare(f, value):
-        if isinstance(f, models.JSONField):
-            return json.dumps(value)  # text; PostgreSQL's COPY parses it as jsonb
-        if isinstance(f, models.DateTimeField):
-            return value if is_postgres else adapt_datetime(value)
-        return f.get_db_prep_save(value, connection)
-
-    defaults = {f.attname: prepare(f, f.get_default()) for f in fields}
+    adapt_to = bulk.adapters(fields, connection, copy=is_postgres)
+    raw_defaults = {f.attname: f.get_default() for f in fields}
+    defaults = dict(zip(raw_defaults, bulk.adapt(adapt_to, raw_defaults.values()), strict=True))
     # Chained per notice (compliance/evidence.py); the caller holds the notices' row locks.
     chain = Attribution.evidence_chain
-    raw_defaults = {f.attname: f.get_default() for f in fields}
     key = chain.fields.index("notice_id")
     hashes = evidence.append_rows(
         chain, [[row.get(a, raw_defaults[a]) for a in chain.fields] for row in rows], key=lambda r: r[key]
     )
     rows = [{**row, "chain_hash": h} for row, h in zip(rows, hashes, strict=True)]
-    # (attname, id(value)) -> prepared value. Keyed by identity: the rows keep every value alive
-    # during the call, so an id cannot be reused for another value.
-    shared: dict[tuple[str, int], object] = {}
-    plain = (models.IntegerField, models.CharField, models.TextField, models.BooleanField, models.ForeignKey)
+    # JSON, addresses, times: the same values recur for every notice of a host name, adapted once.
+    shared: dict = {}
+    missing = object()
     params = []
     for row in rows:
-        values = []
-        for f in fields:
-            attname = f.attname
-            if attname not in row:
-                values.append(defaults[attname])
-                continue
-            value = row[attname]
-            if value is None or (isinstance(f, plain) and not isinstance(f, models.GenericIPAddressField)):
-                values.append(value)
-            else:  # JSON, addresses, times: the same values recur for every notice of a host name
-                key = (attname, id(value))
-                if key not in shared:
-                    shared[key] = prepare(f, value)
-                values.append(shared[key])
-        params.append(values)
+        given = [row.get(a, missing) for a in defaults]
+        values = bulk.adapt(adapt_to, [None if v is missing else v for v in given], shared)
+        params.append([defaults[a] if g is missing else v for a, g, v in zip(defaults, given, values, strict=True)])
     table = connection.ops.quote_name(Attribution._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     with connection.cursor() as cursor:

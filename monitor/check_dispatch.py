@@ -39,13 +39,12 @@ from django.conf import settings
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from compliance import bulk
 from compliance.models import Check
 from monitor import broker, vantages
 from monitor.models import ProbeStatus
 
 log = logging.getLogger("monitor.check_dispatch")
-
-CHUNK = 900
 
 
 @dataclass(frozen=True)
@@ -92,13 +91,8 @@ def _last_vantages(notice_ids: list[int]) -> dict[int, str]:
 
     latest = Check.objects.filter(notice_id=OuterRef("pk")).order_by("-checked_at", "-id").values("vantage")[:1]
     out: dict[int, str] = {}
-    for i in range(0, len(notice_ids), CHUNK):
-        rows = (
-            Notice.objects.filter(pk__in=notice_ids[i : i + CHUNK])
-            .annotate(last=Subquery(latest))
-            .order_by()
-            .values_list("pk", "last")
-        )
+    for chunk in bulk.chunks(notice_ids):
+        rows = Notice.objects.filter(pk__in=chunk).annotate(last=Subquery(latest)).order_by().values_list("pk", "last")
         out.update((pk, last) for pk, last in rows if last)
     return out
 

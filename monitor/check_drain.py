@@ -65,7 +65,7 @@ from django.db.models import Case, F, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from compliance import evidence, rules, services
+from compliance import bulk, evidence, rules, services
 from compliance.models import Attribution, Check, Hoster, HosterPrefix, Notice
 from monitor import check_dispatch, check_process, jobs, schedule
 from monitor.attribution_decision import RegisteredNetworks
@@ -99,7 +99,6 @@ RECORD_FIELDS = (
     "check_chain_head",  # the notice's evidence chain (compliance/evidence.py), read under the row lock
 )
 LOCAL_VANTAGE = "local"  # the monitor's own address and resolvers (MONITOR_VANTAGES adds others)
-CHUNK = 900  # ids per IN (...): below every database's parameter limit
 PROBE_POLL_S = 0.05  # while every vantage that may take checks is a probe with a full queue
 
 
@@ -375,13 +374,13 @@ def _claim_compare_and_set(*, now: datetime, until: datetime, limit: int, token:
             default=Coalesce(F("first_due_at"), F("next_check_at")),
         )
         updated = 0
-        for chunk in _chunks(ids):
+        for chunk in bulk.chunks(ids):
             updated += Notice.objects.filter(pk__in=chunk, next_check_at__lte=now).update(
                 next_check_at=until, lease_token=token, first_due_at=first_due
             )
         if updated != len(ids):
             ours = set()
-            for chunk in _chunks(ids):
+            for chunk in bulk.chunks(ids):
                 ours.update(Notice.objects.filter(pk__in=chunk, lease_token=token).values_list("id", flat=True))
             rows = [r for r in rows if r[0] in ours]
     return rows
@@ -496,7 +495,7 @@ def _placeholders() -> tuple[frozenset[str], dict[int, frozenset[str]]]:
 def _resolved_before(notice_ids: list[int]) -> set[int]:
     """Notices whose host resolved at some earlier moment: a check reached an address, or DNS attribution did."""
     found: set[int] = set()
-    for chunk in _chunks(notice_ids):
+    for chunk in bulk.chunks(notice_ids):
         found.update(
             Check.objects.filter(notice_id__in=chunk, resolved_ip__isnull=False).values_list("notice_id", flat=True)
         )
@@ -656,7 +655,7 @@ def _fresh_rows(ids: list[int], *, token: uuid.UUID) -> dict[int, dict]:
     if connection.features.has_select_for_update:
         qs = qs.select_for_update()
     fresh = {}
-    for chunk in _chunks(ids):
+    for chunk in bulk.chunks(ids):
         for row in qs.filter(pk__in=chunk).values(*RECORD_FIELDS):
             fresh[row["id"]] = row
     return fresh
@@ -780,14 +779,11 @@ def _insert_checks(rows: list[tuple], *, heads: dict[int, str] | None = None) ->
                 for row, h in zip(rows, hashes, strict=True):
                     copy.write_row((*row, h))
             return heads
-        prepared = _preparers(fields)
+        adapt_to = bulk.adapters(fields, connection)
         placeholders = ", ".join(["%s"] * len(fields))
         cursor.executemany(
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",
-            [
-                [p(v) if p and v is not None else v for p, v in zip(prepared, (*row, h), strict=True)]
-                for row, h in zip(rows, hashes, strict=True)
-            ],
+            [bulk.adapt(adapt_to, (*row, h)) for row, h in zip(rows, hashes, strict=True)],
         )
     return heads
 
@@ -806,20 +802,6 @@ def _chain_order() -> tuple[int, ...] | None:
     if order[0] != 0:
         raise RuntimeError("the check chain must cover notice_id first")
     return order
-
-
-def _preparers(fields) -> list:
-    """Per column: None where the driver takes the Python value as it is, else the field's adapter."""
-    out = []
-    for f in fields:
-        internal = f.get_internal_type()
-        if internal == "DateTimeField":
-            out.append(connection.ops.adapt_datetimefield_value)
-        elif internal == "UUIDField":
-            out.append(lambda v, f=f: f.get_db_prep_save(v, connection))
-        else:
-            out.append(None)
-    return out
 
 
 # The chain head last: `_record` puts the head `_insert_checks` moved it to in place of the one read.
@@ -859,14 +841,10 @@ def _update_notices(updates: list[tuple], *, token: uuid.UUID) -> None:
             with psycopg.Cursor(connection.connection) as raw:
                 raw.execute(_pg_update_sql(), _columns(updates))
             return
-        prepared = _preparers(fields)
+        adapt_to = bulk.adapters(fields, connection)
         sets = ", ".join(f"{ops.quote_name(f.column)} = %s" for f in fields)
         token_db = Notice._meta.get_field("lease_token").get_db_prep_save(token, connection)
-        params = [
-            [p(v) if p and v is not None else v for p, v in zip(prepared, values[1:], strict=True)]
-            + [values[0], token_db]
-            for values in updates
-        ]
+        params = [[*bulk.adapt(adapt_to, values[1:]), values[0], token_db] for values in updates]
         cursor.executemany(f"UPDATE {table} SET {sets} WHERE id = %s AND lease_token = %s", params)
 
 
@@ -901,8 +879,3 @@ def _columns(updates: list[tuple]) -> list[list]:
 def _pg_copy_sql() -> str:
     columns = ", ".join(Check._meta.get_field(name).column for name in (*CHECK_COLUMNS, "chain_hash"))
     return f"COPY {Check._meta.db_table} ({columns}) FROM STDIN"
-
-
-def _chunks(items: list, size: int = CHUNK):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

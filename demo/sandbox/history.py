@@ -31,8 +31,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 
-from compliance import rules
-from compliance.bulk import insert_rows, insert_values
+from compliance import bulk, rules
 from demo.sandbox import world as market
 from monitor import schedule
 
@@ -386,13 +385,12 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
     for row in notice_rows:
         row["check_chain_head"] = check_heads.get(row["id"], "")
         row["attribution_chain_head"] = attribution_heads.get(row["id"], "")
-    insert_rows(Notice, notice_rows)
-    insert_rows(Attribution, attribution_rows)
-    if connection.vendor == "sqlite":
-        params = [
-            (c[0], str(c[1].replace(tzinfo=None)), str(c[2].replace(tzinfo=None)), *c[3:], h)
-            for c, h in zip(aware, hashes, strict=True)
-        ]
+    bulk.insert_rows(Notice, notice_rows)
+    bulk.insert_rows(Attribution, attribution_rows)
+    # Only the two times need adapting (compliance/bulk.py); the other columns go as they are.
+    adapt_time = bulk.adapter(Check._meta.get_field("checked_at"), connection)
+    if adapt_time is not None:
+        params = [(c[0], adapt_time(c[1]), adapt_time(c[2]), *c[3:], h) for c, h in zip(aware, hashes, strict=True)]
     else:
         params = [(*c, h) for c, h in zip(aware, hashes, strict=True)]
     if connection.vendor == "sqlite":
@@ -406,12 +404,12 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
             indexes = cursor.fetchall()
             for name, _sql in indexes:
                 cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
-        insert_values(Check, columns, params)
+        bulk.insert_values(Check, columns, params)
         with connection.cursor() as cursor:
             for _name, sql in indexes:
                 cursor.execute(sql)
     else:
-        insert_values(Check, columns, params)
+        bulk.insert_values(Check, columns, params)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for sql in connection.ops.sequence_reset_sql(no_style(), [Notice, Attribution, Check]):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from compliance import rules
+from compliance import rules, verdicts
 from compliance.models import Attribution, Check, Notice
 from demo.sandbox import history
 from demo.sandbox import world as market
@@ -78,7 +78,7 @@ def test_the_sandbox_keeps_serving_items_the_way_their_history_ended(small_histo
 
 
 def test_the_history_shows_each_hosters_conduct(small_history):
-    verdicts = defaultdict(lambda: defaultdict(int))
+    counts = defaultdict(lambda: defaultdict(int))
     for notice in small_history.notices:
         deadline_at = notice["notified_at"] + timedelta(seconds=notice["deadline_s"])
         v = verdicts.verdict(
@@ -90,10 +90,10 @@ def test_the_history_shows_each_hosters_conduct(small_history):
             unreachable_since=notice["unreachable_since"],
             now=NOW,
         )
-        verdicts[notice["hoster"]][v] += 1
+        counts[notice["hoster"]][v] += 1
 
     def rate(slug):
-        return verdicts.compliance_rate(verdicts[slug]["within"], verdicts[slug]["late"])
+        return verdicts.compliance_rate(counts[slug]["within"], counts[slug]["late"])
 
     assert rate("prompt") > 0.9
     assert rate("neveract") < 0.6
