@@ -115,6 +115,7 @@ def generate(log=print) -> dict:
         "received_at": "s.notified_at",
         "notified_at": "s.notified_at",
         "deadline_s": "s.deadline_s",
+        # Notice.timeline's rule in SQL: the rows are generated inside the database.
         "deadline_at": "s.notified_at + make_interval(secs => s.deadline_s)",
         "settles_at": "s.notified_at + make_interval(secs => 2 * s.deadline_s)",
         # The 24 h covenant; the shorter deadlines are removal orders (issue 11: regimes).

@@ -290,11 +290,6 @@ RETRY_DIVISOR = 96  # a host name that does not resolve is tried again every dea
 MIN_RETRY_S = 1.0
 
 
-def attribution_deadline(*, notified_at: datetime | None, received_at: datetime, deadline_s: int) -> datetime:
-    """The deadline the attribution works to: the notice's, or (not yet notified) from receipt."""
-    return (notified_at or received_at) + timedelta(seconds=deadline_s)
-
-
 def retry_at(*, now: datetime, deadline_at: datetime, deadline_s: int) -> datetime:
     """Next attempt for a host name that did not resolve (or whose lookups failed): every
     deadline/96, and one last attempt exactly at the deadline."""

@@ -109,6 +109,8 @@ def address_facts(answer: dns.HostAnswer, lookups: Lookups) -> list[attribution_
 
 
 def load_registry() -> attribution_decision.RegisteredNetworks:
+    """The curated registry (hosters' prefixes and ASNs, which are CDNs) in memory: the attribution
+    drain decides with it, the check drain asks it whether an address moved to another hoster."""
     return attribution_decision.RegisteredNetworks(
         prefixes=HosterPrefix.objects.values_list("prefix", "hoster_id"),
         asns=HosterASN.objects.values_list("asn", "hoster_id"),
@@ -133,9 +135,8 @@ class _Claimed:
 
     @property
     def deadline_at(self) -> datetime:
-        return attribution_decision.attribution_deadline(
-            notified_at=self.notified_at, received_at=self.received_at, deadline_s=self.deadline_s
-        )
+        """The deadline the attribution works to: the notice's, or (not yet notified) from receipt."""
+        return Notice.timeline(self.notified_at or self.received_at, self.deadline_s)[0]
 
 
 _CLAIM_FIELDS = (
@@ -396,6 +397,7 @@ def _write(
         updates: dict[tuple, list[int]] = defaultdict(list)
         closes: list[int] = []
         pushed = (("next_attribution_at", now + services.BAD_ROW_DELAY),)
+        batch = _Batch(unknown_ids=unknown_ids, slugs=slugs, resolved_before=resolved_before, now=now)
         for host, notices in by_host.items():
             answer = lookups.hosts[host]
             decision = decisions.get(host)
@@ -406,18 +408,21 @@ def _write(
                 if host in broken:
                     updates[pushed].append(notice.id)
                     continue
-                n_rows, n_closes = len(rows), len(closes)
                 try:
                     if decision is not None and evidence is None:
                         # The evidence of one host name is the same for all its notices: built once.
                         evidence = _evidence(host, answer, decision, slugs, rdap_of)
-                    plan = (answer, decision, evidence, unknown_ids, slugs, resolved_before, now, rows, updates, closes)
-                    _plan_one(notice, *plan)
+                    plan = _plan_one(notice, answer, decision, evidence, batch)
                 except Exception:
                     # One bad notice (a value out of every range) never stops the others.
                     log.exception("attribution: notice %s could not be attributed; pushed forward", notice.id)
-                    del rows[n_rows:], closes[n_closes:]
                     updates[pushed].append(notice.id)
+                    continue
+                if plan.row is not None:
+                    rows.append(plan.row)
+                updates[plan.values].append(notice.id)
+                if plan.close:
+                    closes.append(notice.id)
 
         insert_attributions(rows)
         by_columns: dict[tuple[str, ...], list[tuple[tuple, int]]] = defaultdict(list)
@@ -480,65 +485,82 @@ def _resolved_before(notice_ids: list[int]) -> set[int]:
     return found
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """What `_write` knows of the whole batch, for deciding each notice."""
+
+    unknown_ids: dict  # UnknownAS -> the id of the hoster created (or found) for it
+    slugs: dict[int, str]  # hoster id -> slug, for the reasons' words
+    resolved_before: set[int]  # notices whose host name resolved at an earlier attribution or check
+    now: datetime
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What to write for one notice."""
+
+    values: tuple[tuple[str, object], ...]  # the notice's new values, sorted (column, value) pairs
+    row: dict | None = None  # an Attribution row (values by attname), if any
+    close: bool = False  # close as unresolvable at notice time
+
+
 def _plan_one(
-    notice, answer, decision, evidence, unknown_ids, slugs, resolved_before, now, rows, updates, closes
-) -> None:
-    """Decide what to write for one notice; appends to rows (Attribution values by attname),
-    updates (notice values -> ids) and closes (ids to close as unresolvable)."""
+    notice: _Claimed,
+    answer: dns.HostAnswer,
+    decision: attribution_decision.Decision | None,
+    evidence: dict | None,
+    batch: _Batch,
+) -> _Plan:
+    """Decide what to write for one notice."""
     state = Notice.AttributionState
     deadline_at = notice.deadline_at
+    now, slugs = batch.now, batch.slugs
 
     if decision is None:  # the host name did not resolve
         definitive = answer.is_definitive
-        if notice.id in resolved_before:
+        if notice.id in batch.resolved_before:
             # Re-attribution of a name that resolved before: record what DNS says now, keep the rest.
             if definitive or attribution_decision.give_up(
                 now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s, is_definitive=False
             ):
+                row = None
                 if definitive:
-                    rows.append(
-                        {
-                            "notice_id": notice.id,
-                            "created_at": now,
-                            "method": Attribution.Method.DNS,
-                            "hostname": notice.host,
-                            "cname_chain": list(answer.cname_chain),
-                            "reason": f"re-attribution: the host name does not resolve now ({answer.outcome}); "
-                            "the earlier attribution stands",
-                        }
-                    )
-                updates[(("attribution_state", state.DONE), ("next_attribution_at", None))].append(notice.id)
-                return
+                    row = {
+                        "notice_id": notice.id,
+                        "created_at": now,
+                        "method": Attribution.Method.DNS,
+                        "hostname": notice.host,
+                        "cname_chain": list(answer.cname_chain),
+                        "reason": f"re-attribution: the host name does not resolve now ({answer.outcome}); "
+                        "the earlier attribution stands",
+                    }
+                return _Plan((("attribution_state", state.DONE), ("next_attribution_at", None)), row=row)
         elif attribution_decision.give_up(
             now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s, is_definitive=definitive
         ):
             what = f"last answer {answer.outcome}" + (f" ({answer.error})" if answer.error else "")
-            rows.append(
-                {
-                    "notice_id": notice.id,
-                    "created_at": now,
-                    "method": Attribution.Method.DNS,
-                    "hostname": notice.host,
-                    "cname_chain": list(answer.cname_chain),
-                    "reason": f"unresolvable at notice time: the host name did not resolve by "
-                    f"{deadline_at.isoformat()}; {what}"[:2000],
-                }
+            row = {
+                "notice_id": notice.id,
+                "created_at": now,
+                "method": Attribution.Method.DNS,
+                "hostname": notice.host,
+                "cname_chain": list(answer.cname_chain),
+                "reason": f"unresolvable at notice time: the host name did not resolve by "
+                f"{deadline_at.isoformat()}; {what}"[:2000],
+            }
+            return _Plan(
+                (("attribution_state", state.UNRESOLVABLE), ("next_attribution_at", None)), row=row, close=True
             )
-            updates[(("attribution_state", state.UNRESOLVABLE), ("next_attribution_at", None))].append(notice.id)
-            closes.append(notice.id)
-            return
         nxt = attribution_decision.retry_at(now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s)
-        updates[(("attribution_state", state.RETRY), ("next_attribution_at", nxt))].append(notice.id)
-        return
+        return _Plan((("attribution_state", state.RETRY), ("next_attribution_at", nxt)))
 
     if decision.needs_retry and now < deadline_at:
         # An address's origin lookup failed (transient): try again rather than decide on half.
         nxt = attribution_decision.retry_at(now=now, deadline_at=deadline_at, deadline_s=notice.deadline_s)
-        updates[(("attribution_state", state.RETRY), ("next_attribution_at", nxt))].append(notice.id)
-        return
+        return _Plan((("attribution_state", state.RETRY), ("next_attribution_at", nxt)))
 
     hoster_id = (
-        unknown_ids.get(decision.hoster)
+        batch.unknown_ids.get(decision.hoster)
         if isinstance(decision.hoster, attribution_decision.UnknownAS)
         else decision.hoster
     )
@@ -560,17 +582,15 @@ def _plan_one(
         values.update(
             hoster_id=hoster_id, hoster_source=Notice.HosterSource.ATTRIBUTION, is_ambiguous=decision.is_ambiguous
         )
-    rows.append(
-        {
-            **evidence,
-            "notice_id": notice.id,
-            "created_at": now,
-            "hoster_id": hoster_id,
-            "cdn_id": decision.cdn,
-            "reason": reason[:2000],
-        }
-    )
-    updates[tuple(sorted(values.items()))].append(notice.id)
+    row = {
+        **evidence,
+        "notice_id": notice.id,
+        "created_at": now,
+        "hoster_id": hoster_id,
+        "cdn_id": decision.cdn,
+        "reason": reason[:2000],
+    }
+    return _Plan(tuple(sorted(values.items())), row=row)
 
 
 def insert_attributions(rows: list[dict]) -> None:

@@ -66,9 +66,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from compliance import bulk, evidence, rules, services
-from compliance.models import Attribution, Check, Hoster, HosterPrefix, Notice
+from compliance.models import Attribution, Check, Notice
 from monitor import check_dispatch, check_process, jobs, schedule
 from monitor.attribution_decision import RegisteredNetworks
+from monitor.attribution_drain import load_registry
 from monitor.check_client import Observation
 from monitor.classification import Classification, classify
 from monitor.models import PlaceholderHash
@@ -445,7 +446,7 @@ class _BatchClassifier:
         if self.placeholders is None:
             self.placeholders = _placeholders()
         if self.registry is None and any(c.hoster_id for c in claimed):
-            self.registry = _registry()
+            self.registry = load_registry()
         ctx = _Context(*self.placeholders, self.registry)
         needs = _needs_history(claimed, observations)
         resolved_before = _resolved_before(needs) if needs else set()
@@ -505,13 +506,6 @@ def _resolved_before(notice_ids: list[int]) -> set[int]:
             ).values_list("notice_id", flat=True)
         )
     return found
-
-
-def _registry() -> RegisteredNetworks:
-    return RegisteredNetworks(
-        prefixes=HosterPrefix.objects.values_list("prefix", "hoster_id"),
-        kinds=dict(Hoster.objects.values_list("id", "kind")),
-    )
 
 
 def _is_moved(registry: RegisteredNetworks, ip: str, hoster_id: int) -> bool:

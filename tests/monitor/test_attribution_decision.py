@@ -18,7 +18,6 @@ from monitor.attribution_decision import (
     AddressFacts,
     RegisteredNetworks,
     UnknownAS,
-    attribution_deadline,
     decide,
     give_up,
     retry_at,
@@ -214,11 +213,4 @@ def test_giving_up_needs_the_deadline_after_a_definitive_answer_and_twice_as_lon
     )
     assert give_up(
         now=deadline_at + timedelta(hours=24), deadline_at=deadline_at, deadline_s=86400, is_definitive=False
-    )
-
-
-def test_the_attribution_deadline_of_a_notice_not_yet_notified_runs_from_its_receipt():
-    assert attribution_deadline(notified_at=None, received_at=T0, deadline_s=3600) == T0 + timedelta(hours=1)
-    assert attribution_deadline(notified_at=T0 + timedelta(hours=2), received_at=T0, deadline_s=3600) == T0 + timedelta(
-        hours=3
     )

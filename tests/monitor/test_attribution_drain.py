@@ -337,3 +337,23 @@ def test_two_monitors_claiming_at_once_never_take_the_same_notice(dns_server):
     ids = [i for claim_ids in claims for i in claim_ids]
     assert len(ids) == len(set(ids)) and len(ids) <= 120
     assert len(ids) >= 100  # nine claims of 25: the queue is drained, not starved by locks
+
+
+def test_the_attribution_deadline_of_a_notice_not_yet_notified_runs_from_its_receipt():
+    t0 = timezone.now()
+
+    def claimed(notified_at):
+        return attribution_drain._Claimed(
+            id=1,
+            host="a.example",
+            hoster_id=None,
+            hoster_source="",
+            notified_at=notified_at,
+            received_at=t0,
+            deadline_s=3600,
+            status="pending",
+            attribution_state="pending",
+        )
+
+    assert claimed(None).deadline_at == t0 + timedelta(hours=1)
+    assert claimed(t0 + timedelta(hours=2)).deadline_at == t0 + timedelta(hours=3)
