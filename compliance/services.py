@@ -103,6 +103,33 @@ class HosterLookup:
         return self._ids.get(slug)
 
 
+def _notified_at_parse(notified_at: str | datetime | None, errors: dict[str, list[str]], *, now: datetime):
+    """`notified_at` as an aware UTC datetime, or None (not given, or a problem added to `errors`)."""
+    if isinstance(notified_at, datetime):
+        parsed = notified_at
+    elif notified_at not in (None, ""):
+        parsed = _parse_iso_datetime(str(notified_at).strip(), errors)
+    else:
+        return None
+    if parsed is None:
+        return None
+    problem = None
+    if timezone.is_naive(parsed):
+        problem = "notified_at must carry a UTC offset, e.g. 2024-05-01T09:30:00+02:00"
+    # Aware datetimes compare through their UTC difference, which never overflows (a conversion to
+    # UTC of year 1 with a positive offset would).
+    elif not -MAX_UTC_OFFSET <= parsed.utcoffset() <= MAX_UTC_OFFSET:
+        problem = f"notified_at {parsed.isoformat()} has a UTC offset beyond ±14:00 (none on Earth is)"
+    elif parsed < NOTIFIED_AT_FLOOR:
+        problem = f"notified_at {parsed.isoformat()} is before {NOTIFIED_AT_FLOOR.date().isoformat()}"
+    elif parsed > now + FUTURE_TOLERANCE:
+        problem = f"notified_at {parsed.isoformat()} lies in the future"
+    if problem:
+        errors["notified_at"] = [problem]
+        return None
+    return parsed.astimezone(UTC)
+
+
 def notice_input_parse(
     *,
     url: str,
@@ -125,12 +152,8 @@ def notice_input_parse(
 
     # Text no database column can take (PostgreSQL refuses NUL; lone surrogates are not UTF-8).
     texts = {"url": url, "reference": reference, "hoster": hoster, "regime": regime, "source": source}
-    if isinstance(notified_at, str):
-        texts["notified_at"] = notified_at
-    if isinstance(content_sha256, str):
-        texts["content_sha256"] = content_sha256
-    if isinstance(deadline_s, str):
-        texts["deadline_s"] = deadline_s
+    given = {"notified_at": notified_at, "content_sha256": content_sha256, "deadline_s": deadline_s}
+    texts.update((name, value) for name, value in given.items() if isinstance(value, str))
     for name, text in texts.items():
         problem = _text_problem(name, text)
         if problem:
@@ -144,29 +167,8 @@ def notice_input_parse(
             errors["url"] = [str(exc)]
 
     parsed_notified_at = None
-    if "notified_at" in errors:
-        pass
-    elif isinstance(notified_at, datetime):
-        parsed_notified_at = notified_at
-    elif notified_at not in (None, ""):
-        parsed_notified_at = _parse_iso_datetime(str(notified_at).strip(), errors)
-    if parsed_notified_at is not None:
-        if timezone.is_naive(parsed_notified_at):
-            errors["notified_at"] = ["notified_at must carry a UTC offset, e.g. 2024-05-01T09:30:00+02:00"]
-        # Aware datetimes compare through their UTC difference, which never overflows (a
-        # conversion to UTC of year 1 with a positive offset would).
-        elif not -MAX_UTC_OFFSET <= parsed_notified_at.utcoffset() <= MAX_UTC_OFFSET:
-            errors["notified_at"] = [
-                f"notified_at {parsed_notified_at.isoformat()} has a UTC offset beyond ±14:00 (none on Earth is)"
-            ]
-        elif parsed_notified_at < NOTIFIED_AT_FLOOR:
-            errors["notified_at"] = [
-                f"notified_at {parsed_notified_at.isoformat()} is before {NOTIFIED_AT_FLOOR.date().isoformat()}"
-            ]
-        elif parsed_notified_at > now + FUTURE_TOLERANCE:
-            errors["notified_at"] = [f"notified_at {parsed_notified_at.isoformat()} lies in the future"]
-        else:
-            parsed_notified_at = parsed_notified_at.astimezone(UTC)
+    if "notified_at" not in errors:
+        parsed_notified_at = _notified_at_parse(notified_at, errors, now=now)
 
     reference = (reference or "").strip() if "reference" not in errors else ""
     if len(reference) > REFERENCE_MAX:
@@ -588,16 +590,12 @@ def hoster_input_parse(row: dict[str, str]) -> HosterInput:
     return HosterInput(slug, name, country, abuse_email, kind, tuple(asns), tuple(prefixes))
 
 
-@transaction.atomic
-def hosters_load(*, hosters: list[HosterInput]) -> dict[str, object]:
-    """Create or update the given hosters in place; their ASNs and prefixes become exactly those given.
-
-    An ASN or prefix held by an unreviewed hoster (one attribution created for an unknown AS) moves
-    to the curated hoster. One held by another curated hoster not in this file is a conflict.
-    """
+def _listing_conflicts(
+    hosters: list[HosterInput], owners_asn: dict, owners_prefix: dict
+) -> tuple[list[str], dict[int, str], dict[str, str]]:
+    """What a hoster file lists that it may not: an ASN or prefix held by a reviewed hoster not in
+    the file, or listed for two hosters in it. Returns (conflicts, ASN -> slug, prefix -> slug)."""
     slugs = [h.slug for h in hosters]
-    owners_asn = {a.asn: a for a in HosterASN.objects.select_related("hoster")}
-    owners_prefix = {p.prefix: p for p in HosterPrefix.objects.select_related("hoster")}
     conflicts: list[str] = []
     for h in hosters:
         for asn in h.asns:
@@ -619,6 +617,20 @@ def hosters_load(*, hosters: list[HosterInput]) -> dict[str, object]:
             if prefix in seen_prefix and seen_prefix[prefix] != h.slug:
                 conflicts.append(f"{h.slug}: {prefix} is also listed for {seen_prefix[prefix]}")
             seen_prefix[prefix] = h.slug
+    return conflicts, seen_asn, seen_prefix
+
+
+@transaction.atomic
+def hosters_load(*, hosters: list[HosterInput]) -> dict[str, object]:
+    """Create or update the given hosters in place; their ASNs and prefixes become exactly those given.
+
+    An ASN or prefix held by an unreviewed hoster (one attribution created for an unknown AS) moves
+    to the curated hoster. One held by another curated hoster not in this file is a conflict.
+    """
+    slugs = [h.slug for h in hosters]
+    owners_asn = {a.asn: a for a in HosterASN.objects.select_related("hoster")}
+    owners_prefix = {p.prefix: p for p in HosterPrefix.objects.select_related("hoster")}
+    conflicts, seen_asn, seen_prefix = _listing_conflicts(hosters, owners_asn, owners_prefix)
     if conflicts:
         raise ValueError("; ".join(conflicts))
 
