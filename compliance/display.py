@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 # Why a check was classified so, in words for the pages (the code stays in the database, the API
@@ -59,3 +60,18 @@ def reason_label(reason: str) -> str:
     if re.fullmatch(r"http_\d{3}", reason):
         return str(_("HTTP status %(code)s") % {"code": reason[5:]})
     return reason
+
+
+def duration_text(seconds: float) -> str:
+    """A time left or overdue, for people: '2 d 3 h', '5 h 12 min', '42 min', 'under a minute'."""
+    seconds = int(abs(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return gettext("%(d)d d %(h)d h") % {"d": days, "h": hours}
+    if hours:
+        return gettext("%(h)d h %(m)d min") % {"h": hours, "m": minutes}
+    if minutes:
+        return gettext("%(m)d min") % {"m": minutes}
+    return gettext("under a minute")

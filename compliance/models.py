@@ -880,8 +880,8 @@ class Check(AppendOnlyModel):
     vantage = models.CharField(
         verbose_name=_("vantage point"),
         max_length=50,
-        default="local",
-        db_default="local",  # bulk writers (COPY, the demo history) that name no vantage
+        default=rules.DEFAULT_VANTAGE,
+        db_default=rules.DEFAULT_VANTAGE,  # bulk writers (COPY, the demo history) that name no vantage
         help_text=_("the named place (source address, resolvers, network) the check came from"),
     )
     chain_hash = models.CharField(

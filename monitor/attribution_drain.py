@@ -491,7 +491,7 @@ class _Batch:
 
     unknown_ids: dict  # UnknownAS -> the id of the hoster created (or found) for it
     slugs: dict[int, str]  # hoster id -> slug, for the reasons' words
-    resolved_before: set[int]  # notices whose host name resolved at an earlier attribution or check
+    resolved_before: set[int]  # notices whose host name resolved at an earlier DNS attribution
     now: datetime
 
 

@@ -99,7 +99,7 @@ RECORD_FIELDS = (
     *rules.Timing.FIELDS,
     "check_chain_head",  # the notice's evidence chain (compliance/evidence.py), read under the row lock
 )
-LOCAL_VANTAGE = "local"  # the monitor's own address and resolvers (MONITOR_VANTAGES adds others)
+LOCAL_VANTAGE = rules.DEFAULT_VANTAGE  # the monitor's own address and resolvers (MONITOR_VANTAGES adds others)
 PROBE_POLL_S = 0.05  # while every vantage that may take checks is a probe with a full queue
 
 

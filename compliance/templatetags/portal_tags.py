@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
-from compliance.display import reason_label
+from compliance.display import duration_text, reason_label
 
 register = template.Library()
 
@@ -18,21 +18,6 @@ register = template.Library()
 def check_reason(code) -> str:
     """Why a check was classified so, in the reader's language ("http_404" -> "not found (404)")."""
     return reason_label(code)
-
-
-def duration_text(seconds: float) -> str:
-    """'2 d 3 h', '5 h 12 min', '42 min', 'under a minute'."""
-    seconds = int(abs(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        return _("%(d)d d %(h)d h") % {"d": days, "h": hours}
-    if hours:
-        return _("%(h)d h %(m)d min") % {"h": hours, "m": minutes}
-    if minutes:
-        return _("%(m)d min") % {"m": minutes}
-    return _("under a minute")
 
 
 @register.simple_tag

@@ -376,7 +376,7 @@ def load(history: History, *, now: datetime) -> dict[str, int]:
         "redirect_count": 0,
         "final_url": "",
         "worker": WORKER,
-        "vantage": "local",
+        "vantage": rules.DEFAULT_VANTAGE,
     }
     columns = ["notice_id", *CHECK_COLUMNS, *constants, "chain_hash"]
     tail = tuple(constants.values())
