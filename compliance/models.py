@@ -352,11 +352,11 @@ class Notice(models.Model):
             # One open measurement per URL: a later notice for it is a repeat (compliance.services).
             models.UniqueConstraint(
                 fields=["url"],
-                condition=Q(status__in=["pending", "online", "reappeared"]),
+                condition=Q(status__in=list(rules.OPEN_STATUSES)),
                 name="notice_one_open_per_url",
             ),
             models.CheckConstraint(
-                condition=Q(repeat_of__isnull=True) | Q(status="repeat"), name="notice_repeat_has_repeat_status"
+                condition=Q(repeat_of__isnull=True) | Q(status=rules.REPEAT), name="notice_repeat_has_repeat_status"
             ),
             # Issue 14: a year-1 notified_at was stored on PostgreSQL as a BC timestamp no reader
             # could load, and every page, report and drain over it failed.
@@ -388,7 +388,7 @@ class Notice(models.Model):
             # (288 ms -> 4 ms for the biggest hoster of the 1M-notice benchmark on PostgreSQL).
             models.Index(
                 fields=["hoster", "deadline_at"],
-                condition=Q(status__in=["pending", "online", "reappeared"]),
+                condition=Q(status__in=list(rules.OPEN_STATUSES)),
                 name="notice_open_hoster_deadline",
             ),
             # runmonitor's notifications drain (NOTIFY_BY_EMAIL=on): notices waiting for their first e-mail.

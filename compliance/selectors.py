@@ -103,7 +103,7 @@ def hosters_visible_to(user) -> QuerySet[Hoster]:
     return qs.none()
 
 
-# --- Reports: who sees which figures (reports app), and the verdict in SQL ----------------------
+# --- Reports: who sees which figures (reports app) -----------------------------------------------
 # Added by the reports engineer (issue 5). Scoping decisions for scorecards and exports live here
 # beside the ones above, so that pages, API and exports cannot disagree.
 
