@@ -1,4 +1,4 @@
-"""Peak memory of the notice exports, per format, at 1,000,000 rows (issue 14: flat-memory exports).
+"""Peak memory of the notice exports, per format, at 1,000,000 rows: exports keep memory flat.
 
 Data: the scorecards benchmark's 1,000,000 notices (bench/scorecards_data.py, generated once and
 reused) in PostgreSQL (`BENCH_EXPORTS_DATABASE_URL`, default the scorecards' `bench_scorecards`,

@@ -433,7 +433,7 @@ class MembershipAdmin(admin.ModelAdmin):
 from django_otp.plugins.otp_static.models import StaticDevice  # noqa: E402
 from django_otp.plugins.otp_totp.models import TOTPDevice  # noqa: E402
 
-# The analysts' dispute queue, notice e-mails and the audit trail (issue 6).
+# The analysts' dispute queue, notice e-mails and the audit trail.
 from compliance.portal import admin as _portal_admin  # noqa: E402, F401
 
 for _model in (TOTPDevice, StaticDevice):

@@ -357,8 +357,8 @@ class Notice(models.Model):
             models.CheckConstraint(
                 condition=Q(repeat_of__isnull=True) | Q(status="repeat"), name="notice_repeat_has_repeat_status"
             ),
-            # Issue 14: a year-1 notified_at was stored on PostgreSQL as a BC timestamp no reader
-            # could load, and every page, report and drain over it failed.
+            # Readable times only: a year-1 notified_at would be stored on PostgreSQL as a BC
+            # timestamp no reader could load, and every page, report and drain over it would fail.
             models.CheckConstraint(
                 condition=Q(notified_at__isnull=True)
                 | Q(notified_at__gte=NOTIFIED_AT_FLOOR, notified_at__lt=NOTIFIED_AT_CEILING),
@@ -512,7 +512,7 @@ class Membership(models.Model):
         return f"{self.user} ({self.get_role_display()})"
 
 
-# --- The hosters' response, notices by e-mail, and the audit trail (issue 6: portal) -------------
+# --- The hosters' response, notices by e-mail, and the audit trail -----------------------------
 # docs/portal.md and docs/access-control.md describe them; compliance/notifications.py sends the
 # e-mails, compliance/audit.py records the trail.
 

@@ -101,7 +101,7 @@ def hosters_visible_to(user) -> QuerySet[Hoster]:
 
 
 # --- Reports: who sees which figures (reports app), and the verdict in SQL ----------------------
-# Added by the reports engineer (issue 5). Scoping decisions for scorecards and exports live here
+# Scoping decisions for scorecards and exports live here
 # beside the ones above, so that pages, API and exports cannot disagree.
 
 
@@ -190,7 +190,7 @@ def annotate_verdict(qs: QuerySet[Notice], now) -> QuerySet[Notice]:
     return qs.annotate(verdict_sql=verdict_expression(now))
 
 
-# --- The hosters' portal, disputes, notice e-mails and the audit trail (issue 6) ----------------
+# --- The hosters' portal, disputes, notice e-mails and the audit trail -------------------------
 # Each starts from notices_visible_to / role_of above: no read below widens what a user may see.
 
 

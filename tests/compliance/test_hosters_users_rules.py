@@ -186,7 +186,7 @@ def test_an_unconfirmed_removal_before_the_deadline_keeps_the_verdict_pending():
 
 
 def test_a_displacement_by_the_deadline_is_not_compliance_and_after_it_late():
-    """Content that moved to another hoster was not taken down by this one (issue 4): no verdict
+    """Content that moved to another hoster was not taken down by this one (displacement): no verdict
     by the deadline (out of the rate, counted as displaced); still here after it, late."""
     assert verdict(status="removed", takedown_at=T0 + D / 2, is_displaced=True) is None
     assert verdict(status="removed", takedown_at=T0 + D, is_displaced=True) is None
