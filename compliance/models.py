@@ -1,6 +1,6 @@
 """The domain: hosters and their networks, notices, and who may see what.
 
-Terms follow CONTRACT.md: a *notice* is one reported URL sent to a hoster at `notified_at`; its
+Terms follow docs/terms.md: a *notice* is one reported URL sent to a hoster at `notified_at`; its
 *deadline* is `notified_at + deadline_s`; a *takedown* is confirmed absence, timed by `takedown_at`
 (first observation of the confirming offline streak) with `last_online_at` (the last observation
 that still saw it) giving the measurement's precision.
@@ -434,7 +434,7 @@ class Notice(models.Model):
 
     @property
     def ttt_s(self) -> float | None:
-        """Time to takedown in seconds (CONTRACT.md), rounded up to the millisecond: never below
+        """Time to takedown in seconds (docs/terms.md), rounded up to the millisecond: never below
         `takedown_at - notified_at`, which is an observation (rules.seconds_up)."""
         from compliance import rules
 

@@ -16,7 +16,7 @@ LATE = "late"
 PENDING = "pending"
 VERDICTS = (WITHIN, LATE, PENDING)
 
-# Statuses that are never a measurement of their own (CONTRACT: only measurements count): a repeat
+# Statuses that are never a measurement of their own (only measurements count: docs/methodology.md): a repeat
 # notice of an open one, and a notice an analyst withdrew (sent in error). `unresolvable` is
 # unmeasured too, and only ever given to a notice without a hoster (see UNRESOLVABLE below).
 REPEAT, WITHDRAWN, UNRESOLVABLE = "repeat", "withdrawn", "unresolvable"

@@ -141,7 +141,7 @@ UNMEASURED_STATUSES = rules.UNMEASURED_STATUSES
 
 def unmeasured_condition():
     """`not rules.is_measured(...)` in SQL: a repeat, a withdrawn notice, or an unresolvable one
-    without a hoster. A notice with a hoster always counts for it (CONTRACT: counting)."""
+    without a hoster. A notice with a hoster always counts for it (docs/methodology.md: which notices count)."""
     from django.db.models import Q
 
     return Q(status__in=(rules.REPEAT, rules.WITHDRAWN)) | Q(status=rules.UNRESOLVABLE, hoster_id__isnull=True)

@@ -1,7 +1,7 @@
 """The check drain of runmonitor: claim due notices, check them, record, release.
 
 `drain_checks()` handles one batch (`MONITOR_BATCH` notices at most) and returns whether more
-notices are due (monitor/jobs.py). Shaped after healthchecks' sendalerts (STYLE.md): the rows are
+notices are due (monitor/jobs.py). Shaped after healthchecks' sendalerts command: the rows are
 the schedule (`next_check_at`), claims are leases, network work happens outside any transaction.
 
 A batch is streamed in chunks of 2 x `MONITOR_CONCURRENCY` notices: the checks run in the check
