@@ -3,11 +3,11 @@ in PostgreSQL (database `bench_scorecards`, created if missing; data from
 bench/scorecards_data.py, generated once and reused).
 
 Targets: the league table and a scorecard page each render in under 1 s; the CSV export streams
-at least 100,000 rows per second with flat memory; the league table under 0.3 s
-warm and under 1 s cold (the period's rollup missing: merged from the day cells), and pages lag the
-changes by at most 60 s (measured: a batch of changed and new notices, then the time until the
-league table shows them). Also measured, for the record: the cells from nothing, the rollup drain,
-the other pages, JSON Lines and Parquet, and `compliance_report` (computed live).
+at least 100,000 rows per second with flat memory; the league table under 0.3 s warm and under 1 s
+cold (the period's rollup missing: merged from the day cells), and pages lag the changes by at most
+60 s (measured: a batch of changed and new notices, then the time until the league table shows
+them). Also measured, for the record: the cells from nothing, the rollup drain, the other pages,
+JSON Lines and Parquet, and `compliance_report` (computed live).
 
 `python -m bench scorecards`; BENCH_SCORECARDS_DATABASE_URL overrides the database.
 """

@@ -384,7 +384,7 @@ class Notice(models.Model):
             models.Index(fields=["notified_at"], name="notice_notified"),
             models.Index(fields=["status", "deadline_at"], name="notice_status_deadline"),
             # A hoster's open notices by deadline: the portal's list and the scorecard's overdue list
-            # (288 ms -> 4 ms for the biggest hoster of the 1M-notice benchmark on PostgreSQL).
+            # (many times faster for the biggest hoster with it: bench/README.md has the figures).
             models.Index(
                 fields=["hoster", "deadline_at"],
                 condition=Q(status__in=["pending", "online", "reappeared"]),

@@ -3,8 +3,8 @@
 A check is network work in aiohttp, and each costs a few hundred microseconds of Python; the
 batch's database work (claim, classify, record) costs about a hundred more per check. In one
 process both share one GIL, so the monitor used one core while the machine has more: measured on
-the 2-core benchmark machine, the process was busy 86 % of the time and the check thread waited
-for the database thread's Python and the other way round. With the checks in a process of their
+the benchmark machine, the process was busy nearly all the time and the check thread waited for
+the database thread's Python and the other way round. With the checks in a process of their
 own, the two run in parallel (bench/README.md has the figures).
 
 The child (`python -m monitor.check_process FD`) never touches the database, has none of the monitor's
