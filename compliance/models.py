@@ -32,12 +32,13 @@ sha256_validator = RegexValidator(r"^[0-9a-f]{64}$", _("a SHA-256 is 64 lower-ca
 
 
 # --- Evidence is append-only -----------------------------------------------------------------------
-# Checks, attributions, RDAP records (monitor/models.py), delivery and audit events (below) are
+# Checks, attributions, RDAP records, delivery and audit events (all below) are
 # written once and never changed or deleted. Three layers keep them so:
 # 1. the ORM: `save()` of an existing row, `delete()`, and queryset `update()`/`delete()` raise
 #    AppendOnlyError (here);
 # 2. the database: triggers refuse UPDATE and DELETE whoever sends them, raw SQL included
-#    (compliance/migrations/0007_evidence_append_only.py, monitor/migrations/0007_...);
+#    (compliance/triggers.py, installed by compliance/migrations/0011_evidence_chains.py and
+#    monitor/migrations/0008_evidence_chains.py);
 # 3. the hash chains (compliance/evidence.py): an owner who drops the triggers and edits a row is
 #    found by `verify_evidence`.
 

@@ -596,7 +596,7 @@ def insert_attributions(rows: list[dict]) -> None:
     bulk_create spends most of a 10,000-row batch compiling SQL for 20 columns in chunks (SQLite's
     parameter cap) and adapting the same JSON again for every row; the rows of one host name share
     their JSON values, which are encoded once here. Insert only: the rows are append-only
-    evidence (monitor/models.py).
+    evidence (compliance/models.py).
     """
     if not rows:
         return

@@ -14,8 +14,8 @@ which carry no body. It is started on the first batch and kept for the life of t
 process, so its client (its connections, their TLS contexts) and its DNS cache serve many batches.
 One per monitor process; the check drain (check_drain.py) uses it through `batch()`:
 
-    with checker.batch() as checks:          # sends the monitor's settings, as they are now
-        checks.submit(claimed, start_by=...)  # notices (recheck.Claimed) to check
+    with check_process.batch() as checks:    # sends the monitor's settings, as they are now
+        checks.submit(claimed, start_by=...)  # notices (check_drain.Claimed) to check
         done = checks.finished(at_least=10, wait=True)   # [(claimed, Observation | None), ...]
 
 Messages (pickled, over a socket pair; multiprocessing.connection framing):
@@ -188,7 +188,7 @@ class CheckBatch:
         self.id = next(self._ids)
         self.results: queue.SimpleQueue[list | None] = queue.SimpleQueue()
         self.ready = threading.Event()
-        self.claimed: dict[int, object] = {}  # notice id -> recheck.Claimed, while in flight
+        self.claimed: dict[int, object] = {}  # notice id -> check_drain.Claimed, while in flight
         self.held: list = []
         self.submitted = self.handed_back = 0
 
