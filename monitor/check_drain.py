@@ -398,10 +398,7 @@ def _claim_row_by_row(*, now: datetime, until: datetime, limit: int, token: uuid
     return rows
 
 
-# --- 2. Check -----------------------------------------------------------------------------------
-
-
-# --- 3. Classify --------------------------------------------------------------------------------
+# --- 2. Classify (the checks themselves run in monitor/check_process.py or on a probe) ---------
 
 
 @dataclass
@@ -516,7 +513,7 @@ def _is_moved(registry: RegisteredNetworks, ip: str, hoster_id: int) -> bool:
     return owner != hoster_id and not registry.is_cdn(owner)
 
 
-# --- 4. Record ----------------------------------------------------------------------------------
+# --- 3. Record ----------------------------------------------------------------------------------
 
 
 def record(
