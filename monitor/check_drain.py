@@ -398,7 +398,7 @@ def _claim_row_by_row(*, now: datetime, until: datetime, limit: int, token: uuid
     return rows
 
 
-# --- 2. Classify (the checks themselves run in monitor/check_process.py or on a probe) ---------
+# --- 3. Classify (step 2, the check, runs in monitor/check_process.py or on a probe) -----------
 
 
 @dataclass
@@ -513,7 +513,7 @@ def _is_moved(registry: RegisteredNetworks, ip: str, hoster_id: int) -> bool:
     return owner != hoster_id and not registry.is_cdn(owner)
 
 
-# --- 3. Record ----------------------------------------------------------------------------------
+# --- 4. Record ----------------------------------------------------------------------------------
 
 
 def record(
