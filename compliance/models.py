@@ -766,9 +766,6 @@ class AuditEvent(AppendOnlyModel):
     def __str__(self) -> str:
         return f"{local_datetime(self.at)} {self.actor_username or '-'} {self.action}"
 
-    def delete(self, *args, **kwargs):
-        raise ValueError("audit events are append-only")
-
 
 class MethodologyRecord(models.Model):
     """A methodology version and the settings that tuned it, as used here (compliance/methodology.py):
