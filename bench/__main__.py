@@ -13,6 +13,8 @@ BENCHMARKS = {
     "scorecards": "bench.scorecards_bench",  # issue 5: league table and scorecard < 1 s, CSV >= 100k rows/s
     "notifications": "bench.notifications_bench",  # issue 6: >= 100 notice e-mails/s to a loopback SMTP server
     "monitor": "bench.monitor_bench",  # issue 4: 20,000 checks through the pipeline, >= 0.5 of bare aiohttp
+    "exports": "bench.exports_bench",  # issue 14: peak memory of CSV, JSON Lines and Parquet exports at 1M rows
+    "probes": "bench.probes_bench",  # issue 13: the same 20,000 checks through 1 and 2 probes, 1 probe >= 0.7 of local
     "evidence": "bench.evidence_bench",  # issue 14: verify_evidence at 1M notices, fast enough nightly
 }
 

@@ -212,5 +212,14 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "hoster__slug"]
 
 
+# Second factors stay out of the admin: their pages show a user's TOTP secret and recovery codes to
+# every analyst. Enrolment is the user's own (/accounts/two-factor/), a reset is `manage.py reset_2fa`.
+from django_otp.plugins.otp_static.models import StaticDevice  # noqa: E402
+from django_otp.plugins.otp_totp.models import TOTPDevice  # noqa: E402
+
 # The analysts' dispute queue, notice e-mails and the audit trail (issue 6).
 from compliance.portal import admin as _portal_admin  # noqa: E402, F401
+
+for _model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)

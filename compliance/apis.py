@@ -56,6 +56,7 @@ class CheckSerializer(serializers.Serializer):
     byte_count = serializers.IntegerField()
     duration_ms = serializers.IntegerField()
     trigger = serializers.CharField()
+    vantage = serializers.CharField(help_text="the vantage point the check came from (MONITOR_VANTAGES)")
 
     def _shows_addresses(self) -> bool:
         return selectors.can_see_addresses(self.context["request"].user)

@@ -59,6 +59,21 @@ VERSIONS = (
             _("Withdrawn notices (sent in error) are outside every rate."),
         ),
     ),
+    Version(
+        "2.1",
+        date(2026, 12, 6),
+        (
+            _(
+                "Vantage points: with more than one configured, a takedown is confirmed only once absence was "
+                "seen from two of them, and server gone needs every one of them to fail at the network level."
+            ),
+            _(
+                "Content seen from one vantage point right after another saw it absent or was refused it is "
+                "selective serving: the notice stays online (never a takedown) and is counted as served "
+                "selectively."
+            ),
+        ),
+    ),
 )
 CURRENT = VERSIONS[-1].number
 
@@ -74,6 +89,7 @@ def settings_in_use() -> dict:
         "confirmations": tuned.confirmations,
         "server_gone_checks": tuned.server_gone_checks,
         "server_gone_share": tuned.server_gone_share,
+        "vantages": tuned.vantages,
         "settle_after_deadlines": rules.SETTLE_AFTER_DEADLINES,
         "compliance_deadline_s": settings.COMPLIANCE_DEADLINE,
     }

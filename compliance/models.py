@@ -283,6 +283,10 @@ class Notice(models.Model):
     # The measurement. Every value here can be recomputed from the notice's checks.
     next_check_at = models.DateTimeField(verbose_name=_("next check"), null=True, blank=True)
     lease_token = models.UUIDField(verbose_name=_("lease token"), null=True, blank=True)
+    # When the check in hand first became due. The check drain's claim pushes `next_check_at` to the
+    # end of its lease; this keeps the due time from before, and a claim that takes over an expired
+    # lease (a killed monitor) keeps it too, so the check's `due_at` and the lag count from here.
+    first_due_at = models.DateTimeField(verbose_name=_("first due"), null=True, blank=True)
     check_count = models.PositiveIntegerField(verbose_name=_("number of checks"), default=0)
     last_checked_at = models.DateTimeField(verbose_name=_("last checked"), null=True, blank=True)
     last_online_at = models.DateTimeField(verbose_name=_("last seen online"), null=True, blank=True)
@@ -300,6 +304,23 @@ class Notice(models.Model):
     reappeared_at = models.DateTimeField(verbose_name=_("reappeared"), null=True, blank=True)
     # Server-gone takedowns annulled because the content came back before they settled (rules.py).
     annulled_takedowns = models.PositiveIntegerField(verbose_name=_("annulled server-gone takedowns"), default=0)
+    # Vantage points (rules.py, methodology 2.1): the vantages behind the current offline and
+    # unreachable streaks (comma-joined names), the last check's vantage and evidence class, and how
+    # often the content was seen from one vantage right after another saw it absent or was refused it.
+    offline_vantages = models.CharField(
+        verbose_name=_("vantage points of the offline streak"), max_length=200, blank=True
+    )
+    unreachable_vantages = models.CharField(
+        verbose_name=_("vantage points of the unreachable streak"), max_length=200, blank=True
+    )
+    last_vantage = models.CharField(verbose_name=_("vantage point of the last check"), max_length=50, blank=True)
+    last_evidence = models.CharField(verbose_name=_("evidence of the last check"), max_length=20, blank=True)
+    served_selectively_count = models.PositiveIntegerField(
+        verbose_name=_("served selectively"),
+        default=0,
+        help_text=_("times the content was seen from one vantage point right after another saw it absent or blocked"),
+    )
+    served_selectively_at = models.DateTimeField(verbose_name=_("first served selectively"), null=True, blank=True)
 
     # The hoster's response (portal and hoster API).
     acknowledged_at = models.DateTimeField(verbose_name=_("acknowledged"), null=True, blank=True)

@@ -214,6 +214,15 @@ class Timing:
     reappearance_count: int = 0
     reappeared_at: datetime | None = None
     annulled_takedowns: int = 0
+    # Vantage points (methodology 2.1): which vantages saw the current offline / unreachable streak,
+    # the last observation's vantage and evidence class, and selective serving (content seen from
+    # one vantage right after another saw it absent or answered without it).
+    offline_vantages: str = ""
+    unreachable_vantages: str = ""
+    last_vantage: str = ""
+    last_evidence: str = ""
+    served_selectively_count: int = 0
+    served_selectively_at: datetime | None = None
 
     FIELDS = (
         "status",
@@ -230,6 +239,12 @@ class Timing:
         "reappearance_count",
         "reappeared_at",
         "annulled_takedowns",
+        "offline_vantages",
+        "unreachable_vantages",
+        "last_vantage",
+        "last_evidence",
+        "served_selectively_count",
+        "served_selectively_at",
     )
 
     @classmethod
@@ -250,6 +265,8 @@ class Rules:
     confirmations: int = 2
     server_gone_checks: int = 3
     server_gone_share: float = 0.25
+    # The names of the vantage points configured (MONITOR_VANTAGES): two or more ask for a second opinion.
+    vantages: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls) -> Rules:
@@ -259,10 +276,12 @@ class Rules:
             confirmations=settings.MONITOR_CONFIRMATIONS,
             server_gone_checks=settings.MONITOR_SERVER_GONE_CHECKS,
             server_gone_share=settings.MONITOR_SERVER_GONE_SHARE,
+            vantages=tuple(v.name for v in settings.MONITOR_VANTAGES),
         )
 
 
 DEFAULT_RULES = Rules()
+DEFAULT_VANTAGE = "local"  # Check.vantage's default: the monitor's own place
 
 
 def removal_mechanism(reason: str) -> str:
@@ -280,8 +299,16 @@ def apply_check(
     has_hoster: bool = True,
     rules: Rules = DEFAULT_RULES,
     can_reopen: bool = True,
+    vantage: str = DEFAULT_VANTAGE,
 ) -> Timing:
     """The state after one more observation at `at` (which must not precede the last one).
+
+    `vantage` names where the observation came from (`Check.vantage`). With more than one vantage
+    configured (`rules.vantages`; see `_several` for checks from others): a takedown is confirmed
+    only once absence was seen from two of them; server gone needs the unreachable streak seen from
+    every one; and content seen from one
+    vantage right after another saw it absent or answered without it is *selective serving*: counted
+    (`served_selectively_count`, first at `served_selectively_at`), never a takedown.
 
     `notified_at` dates the settling of a server-gone takedown (`settles_at`; None: not notified
     yet, so nothing has settled). `has_hoster`: the notice has a hoster (a name that never resolved
@@ -297,13 +324,26 @@ def apply_check(
     if s["status"] in UNMEASURED_STATUSES:
         return Timing(**s)
     kind = evidence(outcome, reason, has_hoster=has_hoster)
+    previous_vantage, previous_kind = s["last_vantage"], s["last_evidence"]
+    s.update(last_vantage=vantage, last_evidence=kind)
+    if kind == ONLINE and previous_kind in (ABSENT, ANSWERED) and previous_vantage != vantage:
+        # Seen here right after another vantage saw it gone or was refused it: served selectively.
+        s["served_selectively_count"] += 1
+        s["served_selectively_at"] = s["served_selectively_at"] or at
     provisional = s["removal_mechanism"] == SERVER_GONE and (
         notified_at is None or at < settles_at(notified_at, deadline_s)
     )
     is_open = s["status"] != "removed"
 
     if kind == ONLINE:
-        s.update(offline_since=None, offline_streak=0, unreachable_since=None, unreachable_streak=0)
+        s.update(
+            offline_since=None,
+            offline_streak=0,
+            unreachable_since=None,
+            unreachable_streak=0,
+            offline_vantages="",
+            unreachable_vantages="",
+        )
         if provisional and s["takedown_at"] is not None and s["reappearance_count"] == 0:
             # The server was not gone: the outage was no takedown. Measured as if it stayed online.
             s.update(takedown_at=None, removal_mechanism="", is_displaced=False)
@@ -323,20 +363,27 @@ def apply_check(
         if provisional and kind == ABSENT:
             # Absence seen after the outage, confirmed, settles a server-gone takedown: its time stays.
             s["offline_streak"] += 1
-            if s["offline_streak"] >= rules.confirmations:
+            s["offline_vantages"] = _with(s["offline_vantages"], vantage)
+            if _confirmed(s, rules):
                 mechanism = removal_mechanism(reason)
                 s.update(removal_mechanism=mechanism, is_displaced=mechanism == "moved", offline_streak=0)
         return Timing(**s)  # otherwise removed stays removed; faults after a takedown change nothing
 
     if kind == ABSENT:
-        s.update(offline_since=s["offline_since"] or at, unreachable_since=None, unreachable_streak=0)
+        s.update(
+            offline_since=s["offline_since"] or at,
+            unreachable_since=None,
+            unreachable_streak=0,
+            unreachable_vantages="",
+        )
         s["offline_streak"] += 1
-        if s["offline_streak"] >= rules.confirmations:
+        s["offline_vantages"] = _with(s["offline_vantages"], vantage)
+        if _confirmed(s, rules):
             _takedown(s, at=s["offline_since"], mechanism=removal_mechanism(reason))
         return Timing(**s)
 
     if kind == ANSWERED:
-        s.update(unreachable_since=None, unreachable_streak=0)  # the server is there
+        s.update(unreachable_since=None, unreachable_streak=0, unreachable_vantages="")  # the server is there
         return Timing(**s)
 
     if kind == NEUTRAL:
@@ -345,15 +392,51 @@ def apply_check(
     # UNREACHABLE
     s["unreachable_since"] = s["unreachable_since"] or at
     s["unreachable_streak"] += 1
+    s["unreachable_vantages"] = _with(s["unreachable_vantages"], vantage)
     spanned_s = (at - s["unreachable_since"]).total_seconds()
-    if s["unreachable_streak"] >= rules.server_gone_checks and spanned_s >= rules.server_gone_share * deadline_s:
+    seen = set(s["unreachable_vantages"].split(","))
+    every_vantage = not _several(seen, rules) or seen >= set(rules.vantages)
+    if (
+        s["unreachable_streak"] >= rules.server_gone_checks
+        and spanned_s >= rules.server_gone_share * deadline_s
+        and every_vantage
+    ):
         first = min(t for t in (s["offline_since"], s["unreachable_since"]) if t is not None)
         _takedown(s, at=first, mechanism=SERVER_GONE)
     return Timing(**s)
 
 
+def _with(names: str, vantage: str) -> str:
+    """A comma-joined set of vantage names, with `vantage` in it (sorted: equal sets, equal text)."""
+    return ",".join(sorted(set(filter(None, names.split(","))) | {vantage}))
+
+
+def _several(seen: set[str], rules: Rules) -> bool:
+    """Whether a streak seen from `seen` is judged by the rules of several vantages: more than one is
+    configured and every observation came from one of them. A check from a vantage that is not
+    configured (made before vantages were, named `local`; or a retired one) is judged as then, by
+    the single-vantage rules, so replaying old evidence does not re-judge it."""
+    return len(rules.vantages) > 1 and seen <= set(rules.vantages)
+
+
+def _confirmed(s: dict, rules: Rules) -> bool:
+    """Enough absent observations, and with several vantages, from two of them."""
+    if s["offline_streak"] < rules.confirmations:
+        return False
+    seen = set(s["offline_vantages"].split(","))
+    return not _several(seen, rules) or len(seen) >= 2
+
+
 def _takedown(s: dict, *, at: datetime, mechanism: str) -> None:
-    s.update(status="removed", offline_since=None, offline_streak=0, unreachable_since=None, unreachable_streak=0)
+    s.update(
+        status="removed",
+        offline_since=None,
+        offline_streak=0,
+        unreachable_since=None,
+        unreachable_streak=0,
+        offline_vantages="",
+        unreachable_vantages="",
+    )
     if s["takedown_at"] is None:
         # A first takedown; removed again after a reappearance, the first keeps defining the time.
         s.update(takedown_at=at, removal_mechanism=mechanism, is_displaced=mechanism == "moved")
@@ -369,9 +452,10 @@ def replay(
     initial: Timing | None = None,
     can_reopen: bool = True,
 ) -> Timing:
-    """Recompute a notice's timing state from its checks `(checked_at, outcome, reason)` in order."""
+    """Recompute a notice's timing state from its checks `(checked_at, outcome, reason[, vantage])`
+    in order (without a vantage: the default one, `local`, as `Check.vantage`)."""
     state = initial or Timing()
-    for at, outcome, reason in sorted(checks, key=lambda c: c[0]):
+    for at, outcome, reason, *rest in sorted(checks, key=lambda c: c[0]):
         state = apply_check(
             state,
             at=at,
@@ -382,5 +466,6 @@ def replay(
             has_hoster=has_hoster,
             rules=rules,
             can_reopen=can_reopen,
+            vantage=rest[0] if rest else DEFAULT_VANTAGE,
         )
     return state

@@ -307,13 +307,13 @@ def measured_for_replay(notices: QuerySet[Notice]) -> QuerySet[Notice]:
 
 
 def checks_of(notice_ids: list[int]) -> dict[int, list[tuple]]:
-    """`(checked_at, outcome, reason)` of each notice's checks, in time order."""
+    """`(checked_at, outcome, reason, vantage)` of each notice's checks, in time order."""
     from monitor.models import Check
 
     checks: dict[int, list[tuple]] = {nid: [] for nid in notice_ids}
     found = Check.objects.filter(notice_id__in=notice_ids).order_by("notice_id", "checked_at", "id")
-    for notice_id, at, outcome, reason in found.values_list("notice_id", "checked_at", "outcome", "reason"):
-        checks[notice_id].append((at, outcome, reason))
+    for notice_id, *check in found.values_list("notice_id", "checked_at", "outcome", "reason", "vantage"):
+        checks[notice_id].append(tuple(check))
     return checks
 
 

@@ -7,6 +7,8 @@ configuration table and `.env.example` list them; CONTRACT.md pins the public on
 from __future__ import annotations
 
 import ipaddress
+import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from compliance import methodology  # pure: the version of the accounting rules
+from monitor import vantages as _vantages  # pure: parsing MONITOR_VANTAGES (no Django, no app)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -102,7 +105,12 @@ def env_nameservers(name: str) -> list[tuple[str, int]]:
 # --- Core ---------------------------------------------------------------------------------------
 
 DEBUG = env_bool("DEBUG", False)
+# `manage.py runprobe` (manage.py sets it): a probe fetches URLs and talks to RabbitMQ only. It needs no
+# database, no SECRET_KEY and no e-mail settings, and must not hold them (docs/probes.md).
+IS_PROBE = os.environ.get("TCM_PROCESS") == "probe"
 SECRET_KEY = env.str("SECRET_KEY", default="")
+if IS_PROBE:
+    SECRET_KEY = secrets.token_urlsafe(50)  # signs nothing a probe keeps; only Django wants one
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
@@ -124,6 +132,10 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served locally: no CDN, works offline
+    # Two-factor login (compliance/twofactor.py): authenticator apps (TOTP) and recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "compliance",
     "monitor",
     "reports",
@@ -142,6 +154,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Whether this session gave its second factor (request.user.is_verified()), and where to send
+    # one that must and has not (analysts): compliance/twofactor.py.
+    "django_otp.middleware.OTPMiddleware",
+    "compliance.twofactor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -173,6 +189,8 @@ TEMPLATES = [
 # the busy timeout makes a second writer wait instead of failing with "database is locked".
 
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if IS_PROBE:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.dummy"}}  # any query fails loudly
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     if _db["NAME"] not in ("", ":memory:") and not Path(_db["NAME"]).is_absolute():
@@ -368,6 +386,22 @@ MONITOR_CONFIRMATIONS = env_int("MONITOR_CONFIRMATIONS", 2, minimum=1)
 MONITOR_SERVER_GONE_CHECKS = env_int("MONITOR_SERVER_GONE_CHECKS", 3, minimum=1)
 MONITOR_SERVER_GONE_SHARE = env_float("MONITOR_SERVER_GONE_SHARE", 0.25, minimum=0.0)
 
+# Vantage points and probes (monitor/vantages.py for the syntax, monitor/probes.py, docs/probes.md).
+# Default: one local vantage ("local"), exactly the monitor without vantages, and no broker.
+try:
+    MONITOR_VANTAGES = _vantages.parse(env.str("MONITOR_VANTAGES", default=""))
+except _vantages.VantageError as _exc:
+    raise ImproperlyConfigured(f"MONITOR_VANTAGES: {_exc}") from None
+# RabbitMQ (amqp://user:password@host:5672/vhost, amqps:// for TLS): the monitor's own user, or on a
+# probe the probe's user (probe-NAME). Needed only when a vantage is a probe.
+MONITOR_BROKER_URL = env.str("MONITOR_BROKER_URL", default="")
+if not MONITOR_BROKER_URL and any(v.is_probe for v in MONITOR_VANTAGES):
+    raise ImproperlyConfigured("MONITOR_VANTAGES names a probe: set MONITOR_BROKER_URL")
+# Seconds without a probe's heartbeat after which it counts as silent (stale): its checks go to the others.
+MONITOR_PROBE_STALE = env_float("MONITOR_PROBE_STALE", 30.0, minimum=1.0)
+# Check batches waiting in a probe's queue beyond which it gets no more (a slow probe holds back nothing).
+MONITOR_PROBE_BACKLOG = env_int("MONITOR_PROBE_BACKLOG", 4, minimum=1)
+
 # --- Notices by e-mail --------------------------------------------------------------------------
 
 NOTIFY_BY_EMAIL = env_bool("NOTIFY_BY_EMAIL", False)
@@ -404,6 +438,10 @@ AXES_CLIENT_IP_CALLABLE = "compliance.audit.client_ip"
 AXES_VERBOSE = False
 # django-axes logs every successful login at INFO; the audit trail has those. Failures stay visible.
 LOGGING["loggers"]["axes"] = {"handlers": ["console"], "level": "WARNING", "propagate": False}
+
+# Two-factor login: the name authenticator apps show next to the codes; django-otp's throttle
+# (a wrong code makes the next wait 1, 2, 4, ... seconds, per device) stays at its default.
+OTP_TOTP_ISSUER = env.str("TWO_FACTOR_ISSUER", default="Takedown compliance monitor")
 
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 SESSION_COOKIE_SAMESITE = "Lax"

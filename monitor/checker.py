@@ -22,7 +22,9 @@ Messages (pickled, over a socket pair; multiprocessing.connection framing):
 - to the child: `("config", batch, settings, dns_generation)` at the start of each batch: the
   `MONITOR_*` settings (tests change them) and whether the DNS cache was cleared since; the child
   answers `(batch, "ready")` once its client is up, and the batch claims nothing before that;
-  `("check", batch, [(notice_id, url, start_by), ...])`; `("cancel", batch)` for a batch given up;
+  `("check", batch, [(notice_id, url, start_by, vantage), ...])`, each checked by the client of
+  its local vantage (monitor/vantages.py: its source address and resolvers; one client per local
+  vantage, `MONITOR_BROKER_URL` is never sent); `("cancel", batch)` for a batch given up;
 - to the parent: `(batch, [(notice_id, observation), ...])` as checks finish, several at once.
 
 Lifetime and signals: the child ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process
@@ -163,6 +165,8 @@ class CheckProcess:
 # What the child may see of the monitor's environment. It fetches URLs of strangers and needs no
 # secret: no DATABASE_URL, SECRET_KEY or EMAIL_URL, and no DJANGO_SETTINGS_MODULE either (its
 # settings come from the monitor, message by message).
+# Settings the child never gets (it has no use for the broker, and holds no credential).
+_SECRET_SETTINGS = frozenset({"MONITOR_BROKER_URL"})
 _CHILD_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "VIRTUAL_ENV")
 
 
@@ -196,7 +200,11 @@ class CheckBatch:
         self.process.batch_lock.acquire()
         try:
             self.process.current = self
-            config = {name: getattr(settings, name) for name in dir(settings) if name.startswith("MONITOR_")}
+            config = {
+                name: getattr(settings, name)
+                for name in dir(settings)
+                if name.startswith("MONITOR_") and name not in _SECRET_SETTINGS
+            }
             self.process.send(("config", self.id, config, dns.generation()))
             if not self.ready.wait(START_TIMEOUT_S) or not self.process.is_alive():
                 raise RuntimeError("the check process did not start")
@@ -227,7 +235,7 @@ class CheckBatch:
             for c in claimed:
                 self.claimed[c.id] = c
             self.submitted += len(claimed)
-            self.process.send(("check", self.id, [(c.id, c.url, start_by) for c in claimed]))
+            self.process.send(("check", self.id, [(c.id, c.url, start_by, c.vantage) for c in claimed]))
 
     @property
     def in_flight(self) -> int:
@@ -263,11 +271,12 @@ class CheckBatch:
 
 
 class _Worker:
-    """Runs in the child: one CheckClient, kept across batches while the settings stay the same."""
+    """Runs in the child: one CheckClient per local vantage (monitor/vantages.py: its source
+    address and resolvers), kept across batches while the settings stay the same."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.client = None
+        self.clients: dict[str, object] = {}  # vantage name -> CheckClient
         self.client_config: dict | None = None  # the settings the client was made with
         self.client_checks = 0
         self.dns_generation: int | None = None
@@ -285,8 +294,8 @@ class _Worker:
         elif kind == "check":
             _kind, batch_id, items = message
             tasks = self.tasks.setdefault(batch_id, set())
-            for notice_id, url, start_by in items:
-                task = asyncio.create_task(self._check(batch_id, notice_id, url, start_by))
+            for notice_id, url, start_by, vantage in items:
+                task = asyncio.create_task(self._check(batch_id, notice_id, url, start_by, vantage))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             self.client_checks += len(items)
@@ -311,25 +320,30 @@ class _Worker:
             self.dns_generation = dns_generation
         idle = not any(self.tasks.values())
         renew = idle and self.client_checks > CLIENT_MAX_CHECKS
-        if self.client is not None and config == self.client_config and not renew:
+        if self.clients and config == self.client_config and not renew:
             return
-        if self.client is not None:
-            await self._close_client(wait=not idle)
-        self.client = await CheckClient.from_settings().__aenter__()
+        if self.clients:
+            await self._close_clients(wait=not idle)
+        for vantage in settings.MONITOR_VANTAGES:
+            if not vantage.is_probe:
+                self.clients[vantage.name] = await CheckClient.for_vantage(vantage).__aenter__()
         self.client_config, self.client_checks = config, 0
 
-    async def _close_client(self, *, wait: bool) -> None:
-        old, self.client = self.client, None
+    async def _close_clients(self, *, wait: bool) -> None:
+        old, self.clients = self.clients, {}
         if wait:
-            # Settings changed while checks of an earlier batch still run: they finish on the old client.
+            # Settings changed while checks of an earlier batch still run: they finish on the old clients.
             pending = [t for tasks in self.tasks.values() for t in tasks]
             await asyncio.gather(*pending, return_exceptions=True)
-        await old.__aexit__(None, None, None)
+        for client in old.values():
+            await client.__aexit__(None, None, None)
 
-    async def _check(self, batch_id: int, notice_id: int, url: str, start_by: float) -> None:
-        client = self.client
+    async def _check(self, batch_id: int, notice_id: int, url: str, start_by: float, vantage: str) -> None:
+        client = self.clients.get(vantage)
         observation = None
         try:
+            if client is None:  # a vantage the settings no longer name: given back unchecked
+                raise LookupError(f"no local vantage {vantage!r}")
             observation = await client.check(url, start_by=start_by)
         except asyncio.CancelledError:
             raise
@@ -354,8 +368,8 @@ class _Worker:
         for tasks in self.tasks.values():
             for task in tasks:
                 task.cancel()
-        if self.client is not None:
-            await self._close_client(wait=False)
+        if self.clients:
+            await self._close_clients(wait=False)
 
 
 async def _serve(conn: Connection) -> None:

@@ -156,16 +156,17 @@ _resolvers: dict[tuple, dns.asyncresolver.Resolver] = {}
 _resolvers_lock = threading.Lock()
 
 
-def _config() -> tuple:
+def _config(nameservers=None) -> tuple:
     return (
-        tuple(tuple(s) for s in settings.MONITOR_NAMESERVERS),
+        tuple(tuple(s) for s in (settings.MONITOR_NAMESERVERS if nameservers is None else nameservers)),
         float(settings.MONITOR_DNS_TIMEOUT),
     )
 
 
-def _resolver() -> dns.asyncresolver.Resolver:
-    """One resolver per configuration (tests change the settings between servers)."""
-    key = _config()
+def _resolver(nameservers=None) -> dns.asyncresolver.Resolver:
+    """One resolver per configuration (tests change the settings between servers; a vantage of
+    monitor/vantages.py may name its own)."""
+    key = _config(nameservers)
     with _resolvers_lock:
         resolver = _resolvers.get(key)
         if resolver is None:
@@ -234,15 +235,15 @@ class _Single:
     error: str = ""
 
 
-async def _query(name: str, rdtype: str) -> _Single:
+async def _query(name: str, rdtype: str, *, nameservers=None, source: str | None = None) -> _Single:
     """One query type, with `MONITOR_DNS_ATTEMPTS` attempts for transient failures."""
-    resolver = _resolver()
+    resolver = _resolver(nameservers)
     attempts = max(1, int(settings.MONITOR_DNS_ATTEMPTS))
     result = _Single(Outcome.TIMEOUT, error="no attempt made")
     for attempt in range(attempts):
         if attempt:
             await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
-        result = await _query_once(resolver, name, rdtype)
+        result = await _query_once(resolver, name, rdtype, source)
         stats["queries"] += 1
         if result.outcome not in TRANSIENT:
             return result
@@ -250,9 +251,9 @@ async def _query(name: str, rdtype: str) -> _Single:
     return result
 
 
-async def _query_once(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str) -> _Single:
+async def _query_once(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str, source: str | None) -> _Single:
     try:
-        answer = await resolver.resolve(name, rdtype, raise_on_no_answer=False, search=False)
+        answer = await resolver.resolve(name, rdtype, raise_on_no_answer=False, search=False, source=source)
     except dns.resolver.NXDOMAIN as exc:
         return _Single(Outcome.NXDOMAIN, chain=_chain_of_exception(exc), ttl=_negative_ttl(exc))
     except dns.resolver.LifetimeTimeout as exc:
@@ -380,20 +381,28 @@ async def _shared(key: tuple, make):
 # --- The API -----------------------------------------------------------------------------------
 
 
-async def resolve_host(name: str, *, use_cache: bool = True) -> HostAnswer:
-    """A and AAAA of `name` (concurrently), with the CNAME chain. See the module docstring."""
+async def resolve_host(name: str, *, use_cache: bool = True, nameservers=None, source: str | None = None) -> HostAnswer:
+    """A and AAAA of `name` (concurrently), with the CNAME chain. See the module docstring.
+
+    A vantage (monitor/vantages.py) passes its own `nameservers` (None: `MONITOR_NAMESERVERS`) and
+    the `source` address its queries go out from; both are part of the cache key, since a resolver
+    may answer each source differently.
+    """
     name = _normalise(name)
     literal = _ip_literal(name)
     if literal is not None:
         return HostAnswer(literal, Outcome.RESOLVED, (literal,))
-    key = ("host", _config()[0], name)
+    key = ("host", _config(nameservers)[0], name) if source is None else ("host", _config(nameservers)[0], name, source)
     if use_cache:
         cached = _cache_get(key)
         if cached is not None:
             return cached
 
     async def make() -> HostAnswer:
-        a, aaaa = await asyncio.gather(_query(name, "A"), _query(name, "AAAA"))
+        a, aaaa = await asyncio.gather(
+            _query(name, "A", nameservers=nameservers, source=source),
+            _query(name, "AAAA", nameservers=nameservers, source=source),
+        )
         answer = _combine(name, a, aaaa)
         _cache_put(key, answer)
         return answer

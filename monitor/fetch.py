@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import hashlib
 import socket
 import ssl
@@ -145,6 +146,7 @@ class CheckClient:
         per_ip_concurrency: int,
         allowed_networks=None,
         resolve: Resolve | None = None,
+        local_addr: str | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
@@ -154,6 +156,7 @@ class CheckClient:
         self.per_ip_concurrency = per_ip_concurrency
         self.allowed = list(addresses.allowed_networks() if allowed_networks is None else allowed_networks)
         self._resolve = resolve or mdns.resolve_host
+        self.local_addr = local_addr  # a vantage's source address (monitor/vantages.py); None: the system's
         self._resolver = _VettedResolver()
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -175,6 +178,17 @@ class CheckClient:
         kwargs.update(overrides)
         return cls(**kwargs)
 
+    @classmethod
+    def for_vantage(cls, vantage, **overrides) -> CheckClient:
+        """A client that checks from `vantage` (monitor/vantages.py): its connections leave from its
+        source address, its lookups go to its resolvers from that address. Every rule is the same."""
+        if vantage.source is not None or vantage.nameservers is not None:
+            overrides.setdefault(
+                "resolve", functools.partial(mdns.resolve_host, nameservers=vantage.nameservers, source=vantage.source)
+            )
+        overrides.setdefault("local_addr", vantage.source)
+        return cls.from_settings(**overrides)
+
     async def __aenter__(self) -> CheckClient:
         connector = aiohttp.TCPConnector(
             limit=self.concurrency,
@@ -182,6 +196,7 @@ class CheckClient:
             resolver=self._resolver,
             use_dns_cache=False,  # ours decides, from what was vetted
             ssl=False,  # see the module docstring: SNI is sent, certificates are not verified
+            local_addr=(self.local_addr, 0) if self.local_addr else None,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

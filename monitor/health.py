@@ -3,13 +3,19 @@
 Figures (all from the rows themselves, so they hold for any number of monitor processes):
 
 - **due now**: notices whose `next_check_at` has passed and that no monitor holds (unleased, or a
-  lease that expired: a monitor died); **oldest due**: how long the oldest of them has waited;
-- **leases held**: notices a monitor is checking right now; **expired leases**: leases whose time
-  ran out without being released (a killed monitor; they are due again and will be re-checked);
+  lease that expired: a monitor died); **oldest due**: how long the oldest of them has waited,
+  counted from when its check was first due (`first_due_at` for an expired lease: its
+  `next_check_at` is the lease's end, not when the check was due);
+- **leases held**: notices a monitor is checking right now, and how long the oldest of them has
+  waited since it was first due (a killed monitor's claims grow here until their lease runs out);
+  **expired leases**: leases whose time ran out without being released (a killed monitor; they
+  are due again and will be re-checked);
 - **checks per minute** over the last minute, 10 minutes and hour;
 - **lag**: `checked_at - due_at` of the scheduled checks of the last hour (median, 95th
   percentile, maximum) and the share within the tolerance `max(2 s, deadline/500)`;
 - **outcomes** and **errors by kind** over the last hour; the **monitor processes** seen;
+- **vantage points**: checks per vantage in the hour; a probe silent longer than `MONITOR_PROBE_STALE`
+  is **stale** (monitor/dispatch.py gives it no checks until it speaks again).
 - the latest **evidence digest** (the chain heads, RFC 3161-stamped when configured: monitor/evidence.py).
 """
 
@@ -19,11 +25,13 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, Min, Q
+from django.conf import settings
+from django.db.models import Case, Count, F, Max, Min, Q, When
+from django.db.models.functions import Coalesce
 
 from compliance.models import Notice
 from monitor import schedule
-from monitor.models import Check
+from monitor.models import Check, ProbeStatus
 
 LAG_SAMPLE = 20_000  # the most recent scheduled checks of the hour that the lag figures use
 
@@ -34,6 +42,7 @@ class Health:
     due_now: int = 0
     oldest_due_s: float | None = None
     leases_held: int = 0
+    oldest_held_s: float | None = None  # the oldest lease held, from its check's first due time
     leases_expired: int = 0
     scheduled: int = 0  # notices with a next check planned
     checks_last_minute: int = 0
@@ -47,6 +56,9 @@ class Health:
     outcomes: dict[str, int] = field(default_factory=dict)
     errors: list[tuple[str, int]] = field(default_factory=list)
     workers: list[dict] = field(default_factory=list)
+    # Per configured vantage point: name, kind, checks in the hour, and for a probe its last
+    # heartbeat, whether it is stale (silent longer than MONITOR_PROBE_STALE) and results rejected.
+    vantages: list[dict] = field(default_factory=list)
     # The latest digest of the evidence chains (monitor/evidence.py), or None before the first.
     evidence_digest: dict | None = None
 
@@ -64,14 +76,23 @@ def monitor_health(*, now: datetime) -> Health:
     h = Health(now=now)
     # The loop's own index (notice_due_check) serves these three counts.
     due = Notice.objects.filter(next_check_at__lte=now).exclude(status__in=("repeat", "unresolvable"))
+    # A leased row's next_check_at is its lease's end; the claim kept the due time in first_due_at.
+    first_due = Case(
+        When(lease_token__isnull=True, then=F("next_check_at")),
+        default=Coalesce(F("first_due_at"), F("next_check_at")),
+    )
     agg = due.aggregate(
         n=Count("id"),
         expired=Count("id", filter=Q(lease_token__isnull=False)),
-        oldest=Min("next_check_at"),
+        oldest=Min(first_due),
     )
     h.due_now, h.leases_expired = agg["n"], agg["expired"]
-    h.oldest_due_s = (now - agg["oldest"]).total_seconds() if agg["oldest"] else None
-    h.leases_held = Notice.objects.filter(next_check_at__gt=now, lease_token__isnull=False).count()
+    h.oldest_due_s = max(0.0, (now - agg["oldest"]).total_seconds()) if agg["oldest"] else None
+    held = Notice.objects.filter(next_check_at__gt=now, lease_token__isnull=False).aggregate(
+        n=Count("id"), oldest=Min(first_due)
+    )
+    h.leases_held = held["n"]
+    h.oldest_held_s = max(0.0, (now - held["oldest"]).total_seconds()) if held["oldest"] else None
     h.scheduled = Notice.objects.filter(next_check_at__isnull=False).count()
 
     hour = Check.objects.filter(checked_at__gte=now - timedelta(hours=1), checked_at__lte=now)
@@ -96,6 +117,8 @@ def monitor_health(*, now: datetime) -> Health:
         .order_by("-last_at")
     )
 
+    h.vantages = _vantages(hour, now=now)
+
     sample = list(
         hour.filter(trigger=Check.Trigger.SCHEDULE, due_at__isnull=False)
         .order_by("-checked_at")
@@ -111,6 +134,27 @@ def monitor_health(*, now: datetime) -> Health:
         h.lag_within_tolerance = within / len(lags)
     h.evidence_digest = evidence_digest_summary()
     return h
+
+
+def _vantages(hour, *, now: datetime) -> list[dict]:
+    counts = dict(hour.order_by().values_list("vantage").annotate(n=Count("id")))
+    statuses = {s.vantage: s for s in ProbeStatus.objects.all()}
+    stale_after = timedelta(seconds=settings.MONITOR_PROBE_STALE)
+    out = []
+    for v in settings.MONITOR_VANTAGES:
+        status = statuses.get(v.name)
+        seen = status.last_seen_at if status else None
+        out.append(
+            {
+                "name": v.name,
+                "kind": v.kind,
+                "checks": counts.get(v.name, 0),
+                "last_seen_at": seen,
+                "is_stale": v.is_probe and (seen is None or now - seen > stale_after),
+                "rejected": status.rejected if status else 0,
+            }
+        )
+    return out
 
 
 def evidence_digest_summary() -> dict | None:

@@ -34,6 +34,7 @@ DRAINS: list[Drain] = [
     Drain("attribution", "monitor.attribute.drain_attribution", interval_s=2.0),  # issue 3: monitor/attribute.py
     Drain("rdap", "monitor.attribute.drain_rdap", interval_s=10.0),  # issue 3: RDAP detail, never blocks the above
     Drain("checks", "monitor.recheck.drain_checks", interval_s=1.0),  # issue 4: monitor/recheck.py
+    Drain("probe-results", "monitor.probes.drain_results", interval_s=1.0),  # issue 13: remote vantages' checks
     Drain("notifications", "compliance.notifications.drain_notifications", interval_s=5.0),  # issue 6
     Drain("evidence_digest", "monitor.evidence.drain_digest", interval_s=300.0),  # daily digest of the chains
     # issue 5 and 11: reports/rollups.py, keep last; pages may lag the checks by at most 60 s.

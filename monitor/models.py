@@ -285,3 +285,27 @@ class RdapQueue(models.Model):
 
     def __str__(self) -> str:
         return _("RDAP queue: %(ip)s") % {"ip": self.ip}
+
+
+class ProbeStatus(models.Model):
+    """What the monitor last heard from the probe of a remote vantage (monitor/probes.py).
+
+    Not evidence: one row per vantage, overwritten at each heartbeat. A probe silent for longer than
+    `MONITOR_PROBE_STALE` is shown stale on /monitor/health/ and gets no checks until it speaks again.
+    """
+
+    vantage = models.CharField(verbose_name=_("vantage point"), max_length=50, unique=True)
+    probe = models.CharField(verbose_name=_("probe process"), max_length=100, blank=True)
+    last_seen_at = models.DateTimeField(verbose_name=_("last heard"))
+    in_flight = models.PositiveIntegerField(verbose_name=_("checks in flight"), default=0)
+    results_at = models.DateTimeField(verbose_name=_("last results"), null=True, blank=True)
+    rejected = models.PositiveIntegerField(
+        verbose_name=_("rejected results"), default=0, help_text=_("results for checks it was not given")
+    )
+
+    class Meta:
+        verbose_name = _("probe status")
+        verbose_name_plural = _("probe statuses")
+
+    def __str__(self) -> str:
+        return self.vantage

@@ -16,6 +16,10 @@ Every step below works per chunk; every guarantee is per notice.
    anyway). Each gets `lease_token` = this batch's token and `next_check_at` pushed forward by the
    lease, counted from the chunk's claim. Another process skips them; if this one dies, the lease
    expires and they are due again: nothing is lost. A stopping monitor claims no further chunk.
+   The due time the claim overwrites is kept in `first_due_at`: a claim of an unleased notice
+   sets it to `next_check_at`, a claim that takes over an expired lease keeps it (the lease's end
+   is not when the check was due). It is the claimed check's `due_at`, so the lag on the health
+   page counts a killed monitor's stranded claims from when they were first due.
 2. **Check** (no transaction, asyncio, in the check process, which never touches the database):
    every URL through monitor/fetch.py, `MONITOR_CONCURRENCY` at once. A check not started within
    the budget of its chunk is given back unchecked (due again at once), so no check outlives its
@@ -57,11 +61,13 @@ from datetime import datetime, timedelta
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from compliance import evidence, rules, services
 from compliance.models import Hoster, HosterPrefix, Notice
-from monitor import checker, jobs, schedule
+from monitor import checker, dispatch, jobs, schedule
 from monitor.attribution import RegisteredNetworks
 from monitor.fetch import Observation
 from monitor.models import Attribution, Check, PlaceholderHash
@@ -95,6 +101,7 @@ RECORD_FIELDS = (
 )
 LOCAL_VANTAGE = "local"  # the monitor's own address and resolvers (MONITOR_VANTAGES adds others)
 CHUNK = 900  # ids per IN (...): below every database's parameter limit
+PROBE_POLL_S = 0.05  # while every vantage that may take checks is a probe with a full queue
 
 
 @dataclass
@@ -107,6 +114,8 @@ class Claimed:
     trigger: str
     reported_removed_at: datetime | None
     check_requested_at: datetime | None = None
+    vantage: str = LOCAL_VANTAGE  # set at dispatch (monitor/dispatch.py): where the check is made from
+    worker: str = ""  # who made it, when not this process (a probe's host:pid)
 
 
 @dataclass
@@ -117,6 +126,7 @@ class BatchResult:
     not_started: int = 0  # budget ran out: given back unchecked
     failed: int = 0  # rows that raised: pushed forward
     takedowns: int = 0
+    waiting_for_probes: bool = False  # stopped because every available vantage is a backlogged probe
 
 
 def batch_budget_s() -> float:
@@ -136,6 +146,11 @@ def drain_checks(*, now: datetime | None = None, limit: int | None = None) -> bo
         return False
     limit = limit or settings.MONITOR_BATCH
     result = run_batch(now=now, limit=limit)
+    if result.waiting_for_probes:
+        # The probes have work queued: ask again shortly (not at the next wake-up, a second away,
+        # which would leave a fast probe idle), without spinning.
+        time.sleep(PROBE_POLL_S)
+        return True
     return result.claimed >= limit
 
 
@@ -163,32 +178,51 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
 
     def claim_chunk(want: int) -> tuple[list[Claimed], float]:
         # Each chunk's lease and start-by time count from its own claim, so a long batch never
-        # outlives the lease of its later chunks.
+        # outlives the lease of its later chunks. Nothing is claimed while no vantage may check.
+        plan = dispatch.Plan.now()
+        if not plan.available:
+            result.waiting_for_probes = bool(plan.backlogged)
+            return [], 0.0
         now = started_at + timedelta(seconds=time.monotonic() - t0)
         part = claim(now=now, limit=want, token=token, lease_s=lease)
-        return part, time.monotonic() + budget
+        start_by = time.monotonic() + budget
+        if part:
+            # Each notice's check goes to a vantage (rotating); a probe's go to RabbitMQ at once and
+            # come back through monitor/probes.py's drain, so a slow probe holds back nothing here.
+            dispatch.assign(part, plan)
+            part, remote = dispatch.split(part, plan)
+            if remote:
+                dispatch.publish(remote, token=token, start_by=time.time() + budget)
+                result.claimed += sum(len(r) for r in remote.values())
+        return part, start_by
 
     classifier = _BatchClassifier()
+    result = BatchResult()
     # The check process is ready (started, configured) before anything is claimed: its start-up
-    # never eats into the claimed notices' time to start.
-    with checker.batch() as checks:
+    # never eats into the claimed notices' time to start. With probes only, there is none.
+    with checker.batch() if any(not v.is_probe for v in settings.MONITOR_VANTAGES) else _NoLocalChecks() as checks:
         claimed, start_by = claim_chunk(chunk)
-        result = BatchResult(claimed=len(claimed))
-        if not claimed:
+        result.claimed += len(claimed)
+        if not result.claimed:
             return result
         checks.submit(claimed, start_by=start_by)
-        more = len(claimed) == chunk and result.claimed < limit
-        while checks.in_flight:
-            if more and checks.in_flight <= 2 * chunk and not jobs.stopping.is_set():
-                # Claim ahead (a stopping monitor claims nothing new), then write a chunk if one is ready.
+        more = result.claimed == chunk and result.claimed < limit
+        while checks.in_flight or more:
+            if jobs.stopping.is_set():
+                more = False  # a stopping monitor claims nothing new
+            if more and checks.in_flight <= 2 * chunk:
+                # Claim ahead, then write a chunk if one is ready.
                 want = min(chunk, limit - result.claimed)
+                before = result.claimed
                 part, start_by = claim_chunk(want)
                 result.claimed += len(part)
                 checks.submit(part, start_by=start_by)
-                more = len(part) == want and result.claimed < limit
-                done = checks.finished(at_least=chunk)
-            else:
+                more = result.claimed - before == want and result.claimed < limit
+                done = checks.finished(at_least=chunk) if checks.in_flight else []
+            elif checks.in_flight:
                 done = checks.finished(at_least=min(chunk, checks.in_flight), wait=True)
+            else:
+                break
             if done:
                 claimed_part = [c for c, _o in done]
                 observations = [o for _c, o in done]
@@ -203,6 +237,25 @@ def run_batch(*, now: datetime | None = None, limit: int | None = None) -> Batch
             result.failed,
         )
     return result
+
+
+class _NoLocalChecks:
+    """The check batch of a monitor whose vantages are all probes: nothing is checked here."""
+
+    in_flight = 0
+
+    def __enter__(self) -> _NoLocalChecks:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, claimed: list, *, start_by: float) -> None:
+        if claimed:
+            raise RuntimeError("no local vantage is configured")
+
+    def finished(self, *, at_least: int, wait: bool = False) -> list:
+        return []
 
 
 def _chunk_size(limit: int) -> int:
@@ -260,7 +313,8 @@ def _trigger(last_checked_at, reported_removed_at, check_requested_at) -> str:
 
 def _claim_postgresql(*, now: datetime, until: datetime, limit: int, token: uuid.UUID) -> list[tuple]:
     """One statement: lock the due rows no other process holds (SKIP LOCKED), lease them, return them
-    with their due time. Served by the partial index notice_due_check."""
+    with their first due time (an unleased row's `next_check_at`; an expired lease's kept
+    `first_due_at`). Served by the partial index notice_due_check."""
     table = connection.ops.quote_name(Notice._meta.db_table)
     with transaction.atomic():
         connection.ensure_connection()
@@ -269,14 +323,16 @@ def _claim_postgresql(*, now: datetime, until: datetime, limit: int, token: uuid
         cursor.execute(
             f"""
             WITH due AS (
-                SELECT id, next_check_at FROM {table}
+                SELECT id, next_check_at, lease_token, first_due_at FROM {table}
                 WHERE next_check_at <= %s AND NOT (status = ANY(%s))
                 ORDER BY next_check_at LIMIT %s
                 FOR UPDATE SKIP LOCKED
             )
-            UPDATE {table} AS n SET next_check_at = %s, lease_token = %s
+            UPDATE {table} AS n SET next_check_at = %s, lease_token = %s,
+                first_due_at = CASE WHEN due.lease_token IS NULL THEN due.next_check_at
+                                    ELSE COALESCE(due.first_due_at, due.next_check_at) END
             FROM due WHERE n.id = due.id
-            RETURNING n.id, n.url, n.hoster_id, n.content_sha256, due.next_check_at, n.last_checked_at,
+            RETURNING n.id, n.url, n.hoster_id, n.content_sha256, n.first_due_at, n.last_checked_at,
                       n.reported_removed_at, n.check_requested_at
             """,
             [now, [str(x) for x in UNMEASURED], limit, until, token],
@@ -295,14 +351,23 @@ def _claim_compare_and_set(*, now: datetime, until: datetime, limit: int, token:
     the read and the update; the compare-and-set keeps it correct on any database."""
     with transaction.atomic():
         qs = Notice.objects.filter(next_check_at__lte=now).exclude(status__in=UNMEASURED).order_by("next_check_at")
-        rows = list(qs.values_list(*CLAIM_FIELDS)[:limit])
+        rows = [
+            # The due time is the first one (see the module docstring, step 1), as on PostgreSQL.
+            (*r[:4], r[4] if lease is None else (first or r[4]), *r[5:])
+            for *r, lease, first in qs.values_list(*CLAIM_FIELDS, "lease_token", "first_due_at")[:limit]
+        ]
         if not rows:
             return []
         ids = [r[0] for r in rows]
+        # Every SET expression reads the row as it was before the update.
+        first_due = Case(
+            When(lease_token__isnull=True, then=F("next_check_at")),
+            default=Coalesce(F("first_due_at"), F("next_check_at")),
+        )
         updated = 0
         for chunk in _chunks(ids):
             updated += Notice.objects.filter(pk__in=chunk, next_check_at__lte=now).update(
-                next_check_at=until, lease_token=token
+                next_check_at=until, lease_token=token, first_due_at=first_due
             )
         if updated != len(ids):
             ours = set()
@@ -537,6 +602,7 @@ def _plan(items, fresh: dict[int, dict], reopen_blocked: set[int], *, now: datet
                 has_hoster=row["hoster_id"] is not None,
                 rules=accounting,
                 can_reopen=c.id not in reopen_blocked,
+                vantage=c.vantage,
             )
             due = schedule.next_check_at(
                 now=now,
@@ -616,7 +682,12 @@ _rules_cache: tuple[tuple, rules.Rules] | None = None
 
 def _rules() -> rules.Rules:
     global _rules_cache
-    key = (settings.MONITOR_CONFIRMATIONS, settings.MONITOR_SERVER_GONE_CHECKS, settings.MONITOR_SERVER_GONE_SHARE)
+    key = (
+        settings.MONITOR_CONFIRMATIONS,
+        settings.MONITOR_SERVER_GONE_CHECKS,
+        settings.MONITOR_SERVER_GONE_SHARE,
+        tuple(v.name for v in settings.MONITOR_VANTAGES),
+    )
     if _rules_cache is None or _rules_cache[0] != key:
         _rules_cache = (key, rules.Rules.from_settings())
     return _rules_cache[1]
@@ -661,8 +732,8 @@ def _check_row(c: Claimed, obs: Observation, kind: Classification) -> tuple:
         obs.is_truncated,
         obs.redirect_count,
         obs.final_url[:2048],
-        WORKER,
-        LOCAL_VANTAGE,
+        c.worker or WORKER,
+        c.vantage,
     )
 
 

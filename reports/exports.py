@@ -25,7 +25,7 @@ import io
 import json
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,6 +61,7 @@ COLUMNS = [
     "removal_mechanism",
     "is_displaced",
     "reappearance_count",
+    "served_selectively_count",
     "is_behind_cdn",
     "check_count",
     "url",
@@ -205,6 +206,7 @@ SOURCE_FIELDS = (
     "x_mechanism",
     "x_displaced",
     "reappearance_count",
+    "served_selectively_count",
     "x_cdn",
     "check_count",
     "url",
@@ -359,17 +361,6 @@ def _pg_csv_chunks(user, flt: ExportFilter, *, now: datetime) -> Iterator[bytes]
         yield text.encode()
 
 
-def _chunks(it: Iterable[list], size: int = 2000) -> Iterator[list[list]]:
-    chunk = []
-    for row in it:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def csv_stream(user, flt: ExportFilter, *, now: datetime) -> Iterator[bytes]:
     yield (",".join(COLUMNS) + "\n").encode()
     if connection.vendor == "postgresql":
@@ -426,6 +417,7 @@ PARQUET_SCHEMA = pa.schema(
         ("removal_mechanism", pa.string()),
         ("is_displaced", pa.bool_()),
         ("reappearance_count", pa.int64()),
+        ("served_selectively_count", pa.int64()),
         ("is_behind_cdn", pa.bool_()),
         ("check_count", pa.int64()),
         ("url", pa.string()),
@@ -436,8 +428,15 @@ PARQUET_SCHEMA = pa.schema(
 )
 
 
+PARQUET_ROW_GROUP = 50_000
+# Dictionary encoding only where values repeat: for URLs, hosts and ids (unique per row) the writer
+# would build a dictionary of the whole row group only to fall back to plain encoding.
+PARQUET_OPTIONS: dict = {"use_dictionary": ["hoster", "status", "verdict", "removal_mechanism", "methodology_version"]}
+
+
 class _Sink(io.RawIOBase):
-    """A write-only file for pyarrow whose bytes the stream hands on and forgets."""
+    """A write-only file for pyarrow whose bytes the stream hands on and forgets: the file is never
+    whole in memory, only what pyarrow wrote since the last hand-over (a row group at most)."""
 
     def __init__(self):
         self.parts: list[bytes] = []
@@ -461,28 +460,46 @@ class _Sink(io.RawIOBase):
         return out
 
 
+def _record_batch(schema: pa.Schema, batch: list[list]) -> pa.RecordBatch:
+    """One database batch (rows of values in COLUMNS order) as Arrow columns, typed by `schema`."""
+    arrays = []
+    for field, values in zip(schema, zip(*batch, strict=True), strict=True):
+        if field.type == pa.bool_():
+            arrays.append(pc.equal(pa.array(values, type=pa.string()), "true"))
+        elif field.type == TIMESTAMP:
+            arrays.append(pa.array(values, type=pa.string()).cast(TIMESTAMP))
+        elif field.type == pa.float64():
+            arrays.append(pa.array(values, type=pa.string()).cast(pa.float64()))
+        else:
+            arrays.append(pa.array(values, type=field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
 def parquet_stream(user, flt: ExportFilter, *, now: datetime, metadata: dict[str, str]) -> Iterator[bytes]:
-    """Parquet with one row group per 50,000 rows; the file's key-value metadata holds
-    `metadata` (methodology version, export time, filters)."""
+    """Parquet in row groups of `PARQUET_ROW_GROUP` rows through pyarrow's ParquetWriter into a stream;
+    the file's key-value metadata holds `metadata` (methodology version, export time, filters).
+
+    Memory stays flat: each database batch (5,000 rows) becomes Arrow columns at once, so Python
+    holds one batch of row objects at a time; a row group waits as compact Arrow columns (a few MB)
+    until it is full, is written, and its bytes leave. Only the footer (a few hundred bytes per row
+    group) grows with the file."""
     schema = PARQUET_SCHEMA.with_metadata({k: str(v) for k, v in metadata.items()})
     sink = _Sink()
-    writer = pq.ParquetWriter(sink, schema, compression="zstd")
+    writer = pq.ParquetWriter(sink, schema, compression="zstd", **PARQUET_OPTIONS)
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
     try:
-        for chunk in _chunks(rows(user, flt, now=now), size=50_000):
-            arrays = []
-            for field, values in zip(schema, zip(*chunk, strict=True), strict=True):
-                if field.type == pa.bool_():
-                    arrays.append(pc.equal(pa.array(values, type=pa.string()), "true"))
-                elif field.type == TIMESTAMP:
-                    arrays.append(pa.array(values, type=pa.string()).cast(TIMESTAMP))
-                elif field.type == pa.float64():
-                    arrays.append(pa.array(values, type=pa.string()).cast(pa.float64()))
-                else:
-                    arrays.append(pa.array(values, type=field.type))
-            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-            data = sink.take()
-            if data:
-                yield data
+        for batch in value_batches(user, flt, now=now):
+            pending.append(_record_batch(schema, batch))
+            pending_rows += len(batch)
+            if pending_rows >= PARQUET_ROW_GROUP:
+                writer.write_table(pa.Table.from_batches(pending, schema=schema), row_group_size=pending_rows)
+                pending, pending_rows = [], 0
+                if data := sink.take():
+                    yield data
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, schema=schema), row_group_size=pending_rows)
+            pending = []
     finally:
         writer.close()
     yield sink.take()

@@ -138,6 +138,7 @@ class HosterMetrics:
     reappeared: int = 0
     reappearances: int = 0
     displaced: int = 0
+    served_selectively: int = 0  # notices whose content one vantage point saw while another was refused it
     server_gone: int = 0
     server_gone_provisional: int = 0
     repeats: int = 0
@@ -256,6 +257,7 @@ def aggregate_rows(qs: QuerySet[Notice], now: datetime, group_by: tuple[str, ...
         "reappeared": Count("id", filter=Q(reappearance_count__gt=0)),
         "reappearances": Coalesce(Sum("reappearance_count"), 0),
         "displaced": Count("id", filter=Q(is_displaced=True)),
+        "served_selectively": Count("id", filter=Q(served_selectively_count__gt=0)),
         "server_gone_provisional": Count("id", filter=provisional_condition(now)),
         "oldest_open_notified_at": Min("notified_at", filter=is_open),
         "next_change_at": Min(next_change_expression(now), filter=Q(verdict_sql="pending")),
@@ -340,6 +342,7 @@ def _metrics_from(row: dict, grouped: survival.Grouped, *, hoster: str | None, n
         "reappeared",
         "reappearances",
         "displaced",
+        "served_selectively",
         "server_gone_provisional",
         *APART_COUNTS,
     ):
@@ -533,6 +536,7 @@ EXTRA_COLUMNS = [
     "reappearances",
     "unresolvable",
     "displaced",
+    "served_selectively",
     "open_past_deadline",
     "oldest_open_notified_at",
     "ipv4_addresses",

@@ -384,6 +384,7 @@ def figure_filter(figure: str) -> tuple[Q | None, str]:
         "past": (open_q & Q(verdict_sql="late"), _("open past the deadline")),
         "taken_down": (Q(takedown_at__isnull=False), _("taken down")),
         "reappeared": (Q(reappearance_count__gt=0), _("reappeared")),
+        "served_selectively": (Q(served_selectively_count__gt=0), _("served selectively")),
         "displaced": (Q(is_displaced=True), _("displaced")),
     }
     if figure not in filters:

@@ -22,6 +22,7 @@ from rest_framework.authtoken.models import Token
 from compliance import services
 from compliance.models import Dispute, Hoster, HosterPrefix, Notice, NoticeEmail
 from monitor.models import Attribution, Check, RdapRecord
+from tests.conftest import verify_second_factor
 
 ROLES = ("anonymous", "analyst", "ministry", "researcher", "hoster_a", "hoster_b")
 
@@ -272,6 +273,8 @@ def build_world() -> World:
         tokens[role] = Token.objects.get(user=user).key
         client = Client(HTTP_AUTHORIZATION=f"Token {tokens[role]}")
         client.force_login(user)
+        if role == "analyst":  # built outside the tests: conftest's force_login gives no second factor here
+            verify_second_factor(client, user)
         clients[role] = client
     fixed = {
         "format": "json",

@@ -21,6 +21,8 @@ pytest_plugins = [
     "tests.fixtures.dns",
     "tests.fixtures.http",
     "tests.fixtures.smtp",
+    "tests.fixtures.postgres",
+    "tests.fixtures.rabbitmq",
     "tests.fixtures.tsa",
 ]
 
@@ -100,6 +102,41 @@ def _monitor_not_stopping():
     from monitor import jobs
 
     jobs.stopping.clear()
+
+
+def verify_second_factor(client, user):
+    """Mark `client`'s session as verified by the user's authenticator (made if missing), as a real
+    login with a code would (tests/compliance/test_two_factor.py does that with real codes)."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return device
+
+
+@pytest.fixture(autouse=True)
+def _force_login_gives_the_second_factor(monkeypatch):
+    """`client.force_login(user)` logs a user in as they are after the whole login: for analysts
+    (and anyone who turned two-factor login on) that includes the second factor, so that tests of
+    pages need not repeat it. The password and code steps themselves are tested with `client.login`
+    / the login form and real TOTP codes (tests/compliance/test_two_factor.py, tests/e2e)."""
+    from django.test import Client
+
+    from compliance import twofactor
+
+    force_login = Client.force_login
+
+    def force_login_verified(self, user, backend=None):
+        force_login(self, user, backend)
+        if twofactor.is_required_by_role(user) or twofactor.has_authenticator(user):
+            verify_second_factor(self, user)
+
+    monkeypatch.setattr(Client, "force_login", force_login_verified)
 
 
 @pytest.fixture

@@ -80,6 +80,12 @@ EXPECT: dict[str, dict[str, int]] = {
     "home": {**dict.fromkeys(ROLES, 200), "anonymous": 302},
     "login": dict.fromkeys(ROLES, 200),
     "logout": dict.fromkeys(ROLES, 405),
+    # Two-factor login: the state page for the analyst (verified); the others have no device and are
+    # sent to enrolment, which is theirs to choose; the forms take POST only.
+    "two-factor": {**dict.fromkeys(ROLES, 302), "analyst": 200},
+    "two-factor-setup": {**dict.fromkeys(ROLES, 200), "anonymous": 302},
+    "two-factor-recovery": {**dict.fromkeys(ROLES, 405), "anonymous": 302},
+    "two-factor-disable": {**dict.fromkeys(ROLES, 405), "anonymous": 302},
     "portal:index": {**_PORTAL_PAGE, "hoster_a": 200, "hoster_b": 200},
     "portal:closed": {**_PORTAL_PAGE, "hoster_a": 200, "hoster_b": 200},
     "portal:disputes": {**_PORTAL_PAGE, "hoster_a": 200, "hoster_b": 200},

@@ -200,7 +200,7 @@ def generate(
         due = notified
         failed_before = False
         checks = history.checks
-        steady_online, pending, pending_at = False, 0, t
+        steady_online, pending, pending_at, pending_kind = False, 0, t, rules.ONLINE
         latency_ms = conduct.latency_s * 1000
         online_obs = (rules.ONLINE, "online", 200, "", body_sha, body_len, ip)
         if vanished:
@@ -225,9 +225,10 @@ def generate(
                 # counters; folded in before the next real transition (tests replay every notice).
                 pending += 1
                 pending_at = t
+                pending_kind = rules.evidence(outcome, obs[1])
             else:
                 if pending:
-                    state = _fold(state, pending, pending_at)
+                    state = _fold(state, pending, pending_at, pending_kind)
                     pending = 0
                 state = rules.apply_check(
                     state, at=t, outcome=outcome, reason=obs[1], deadline_s=deadline_s, notified_at=notified
@@ -247,7 +248,7 @@ def generate(
             if t >= now:
                 break
         if pending:
-            state = _fold(state, pending, pending_at)
+            state = _fold(state, pending, pending_at, pending_kind)
         timing = {k: v.replace(tzinfo=UTC) if isinstance(v, datetime) else v for k, v in state.as_dict().items()}
         history.notices[-1].update(timing, next_check_at=due.replace(tzinfo=UTC) if due else None)
     return history
@@ -271,11 +272,14 @@ def generate_parallel(*, processes: int = 2, **kwargs) -> History:
     return merged
 
 
-def _fold(state: rules.Timing, count: int, last_at: datetime) -> rules.Timing:
-    """`count` fast-path observations up to `last_at` (see `generate`)."""
+def _fold(state: rules.Timing, count: int, last_at: datetime, last_kind: str) -> rules.Timing:
+    """`count` fast-path observations up to `last_at`, the last of evidence class `last_kind` (see `generate`)."""
+    seen = {"last_evidence": last_kind, "last_vantage": rules.DEFAULT_VANTAGE}
     if state.status == "online":
-        return replace(state, check_count=state.check_count + count, last_checked_at=last_at, last_online_at=last_at)
-    return replace(state, check_count=state.check_count + count, last_checked_at=last_at)
+        return replace(
+            state, check_count=state.check_count + count, last_checked_at=last_at, last_online_at=last_at, **seen
+        )
+    return replace(state, check_count=state.check_count + count, last_checked_at=last_at, **seen)
 
 
 # --- Loading -------------------------------------------------------------------------------------

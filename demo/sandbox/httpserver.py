@@ -31,7 +31,9 @@ Behaviours (each a small object with `async respond(request)`; all accept `heade
 - `slow(body, delay_s)`: headers at once, then the body one chunk per `delay_s` seconds;
 - `large(size)`: a 200 body of `size` bytes, streamed (for the checker's byte cap);
 - `sequence(a, b, ...)`: one behaviour per request in turn, the last one repeating;
-- `flap(a, b, ...)`: the same, cycling forever.
+- `flap(a, b, ...)`: the same, cycling forever;
+- `by_source({"127.0.0.2": status(404)}, default=ok(body))`: per client (source) address, for a
+  hoster that hides content from one vantage point and serves it to the others.
 
 `server.requests` lists every request seen (`path`, `host` header, `user_agent`, `peer`, `at`);
 `server.max_in_flight(path)` is the most requests for a path it handled at once.
@@ -196,6 +198,23 @@ def hang() -> Hang:
 
 def slow(body: bytes = b"slow content", delay_s: float = 1.0, *, chunk: int = 1) -> Slow:
     return Slow(body=body, delay_s=delay_s, chunk=chunk)
+
+
+@dataclass
+class BySource(Behaviour):
+    """Per client address: a hoster that serves content to some networks and not to others."""
+
+    by_peer: dict[str, Behaviour] = field(default_factory=dict)
+    default: Behaviour | None = None
+
+    async def respond(self, request):
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        behaviour = self.by_peer.get(peer[0] if peer else "", self.default) or Ok(code=404, body=b"")
+        return await behaviour.respond(request)
+
+
+def by_source(by_peer: dict[str, Behaviour], *, default: Behaviour | None = None) -> BySource:
+    return BySource(by_peer=dict(by_peer), default=default)
 
 
 def large(size: int) -> Large:

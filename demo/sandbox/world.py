@@ -16,9 +16,11 @@ Everything here is fiction: `.test` names (RFC 2606), private AS numbers (64500-
 The market (`HOSTERS`, `SITES`) has distinct conducts: prompt hosters (Prompt Hosting, Steady
 Servers), a slow one (Slowpoke), one that never acts (Never Acts Ltd), one that swaps in a
 placeholder image (Pixelswap), a flaky one that answers 503 or resets a share of requests (Flaky
-Cloud: never a takedown by itself), a site fronted by a CDN (Shield CDN, an intermediary that is
-never blamed), a domain that disappears (NXDOMAIN), and a site on an AS nobody registered (which
-attribution turns into an unreviewed hoster).
+Cloud: never a takedown by itself), one that hides half of its items from one network while
+serving them to the others (Cloakroom: selective serving, caught from the second vantage point),
+a site fronted by a CDN (Shield CDN, an intermediary that is never blamed), a domain that
+disappears (NXDOMAIN), and a site on an AS nobody registered (which attribution turns into an
+unreviewed hoster).
 
 **Items** are the reported files. An item's path carries a short tag that tells the site what it
 is (`/img/1234-9f2c1a.jpg`); a path without a valid tag is a plain 404:
@@ -97,6 +99,11 @@ class Conduct:
     # Back-filled history: the median per month, oldest first, as multiples of `median` (a trend).
     history_trend: tuple[float, ...] = (1.0,)
     reappearance_share: float = 0.0  # history: removed items that come back once, then go again
+    # Selective serving: this share of items answers `hidden_status` to clients from these source
+    # addresses (one vantage point of the monitor) and the item to everyone else.
+    hides_from: tuple[str, ...] = ()
+    hidden_share: float = 0.0
+    hidden_status: int = 404
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,17 @@ HOSTERS: tuple[MarketHoster, ...] = (
         history_share=0.12,
     ),
     MarketHoster(
+        "cloakroom",
+        "Cloakroom Hosting",
+        "NL",
+        64506,
+        "CLOAKROOM-AS Cloakroom Hosting B.V., NL",
+        ("127.46.0.0/16",),
+        # Removes slowly, and meanwhile hides half of its items from one network: the demo's second
+        # vantage point (127.0.0.2) gets a 404 where the first (127.0.0.1) still gets the item.
+        Conduct(median=1.5, sigma=0.6, removal="404", hides_from=("127.0.0.2",), hidden_share=0.5),
+    ),
+    MarketHoster(
         "shieldcdn",
         "Shield CDN",
         "US",
@@ -245,6 +263,7 @@ SITES: tuple[Site, ...] = (
     Site("img.pixelswap.test", "127.40.0.10", "pixelswap", "/i/{item}.jpg", live_items=3),
     Site("flaky-cloud.test", "127.45.0.10", "flaky", "/share/{item}", live_items=3),
     Site("offshore-nine.test", "127.60.0.10", "offshore-nine", "/f/{item}", live_items=1),
+    Site("cloakroom.test", "127.46.0.10", "cloakroom", "/c/{item}", live_items=4),
 )
 
 HOSTERS_BY_SLUG = {h.slug: h for h in HOSTERS}
@@ -328,6 +347,18 @@ def removal_fraction(host: str, path: str) -> float | None:
     return rng.lognormvariate(math.log(conduct.median), conduct.sigma)
 
 
+def _hidden_from(request: web.Request, path: str, conduct: Conduct) -> bool:
+    """Selective serving: this item is hidden from the client's source address. Exactly
+    `hidden_share` of consecutive item ids are (for 0.5: every odd id), so a demo run's few
+    live items always include hidden ones."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    match = _ITEM.search(path)
+    if not peer or peer[0] not in conduct.hides_from or match is None:
+        return False
+    item_id = int(match.group(1))
+    return int((item_id + 1) * conduct.hidden_share) != int(item_id * conduct.hidden_share)
+
+
 @dataclass(frozen=True)
 class LiveItem:
     """One row of the live batch: what the hotline reports, and what the sandbox will do."""
@@ -378,6 +409,8 @@ class SiteBehaviour(Behaviour):
         if kind is None:
             return web.Response(status=404, text="not found\n")
         removed = kind == GONE or (kind == LIVE and self.world.is_removed(site, path, now))
+        if not removed and conduct.hides_from and _hidden_from(request, path, conduct):
+            return web.Response(status=conduct.hidden_status, text="not found\n")
         if not removed:
             return web.Response(body=item_body(site.host, path), content_type="image/jpeg")
         if conduct.removal == "placeholder":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from datetime import timedelta
 
 import pytest
@@ -408,3 +409,38 @@ def test_a_stopping_monitor_gives_unsent_claims_back(mail, prompt_hoster, monkey
     monkeypatch.undo()
     drain_all()
     assert len(mail.messages) == 3
+
+
+def test_a_mail_server_down_for_a_while_gets_every_notice_once_when_it_is_back(mail, prompt_hoster):
+    """Issue 14's fault test: the mail server refuses connections for a while, the drain keeps
+    running as the monitor runs it; once the server is back every notice e-mail goes out, none twice,
+    and the outage is nobody's delivery failure."""
+    deadline_s = 48  # retries every 1 s, capped at 2 s (a 24th of the deadline)
+    notices = [
+        unsent(prompt_hoster, f"http://files.prompt.test/down/{i}.jpg", deadline_s=deadline_s) for i in range(20)
+    ]
+    ids = {n.pk for n in notices}
+    mail.down()
+    end = time.monotonic() + 4
+    while time.monotonic() < end:
+        notifications.drain_notifications()
+        time.sleep(0.2)
+    rows = NoticeEmail.objects.filter(notice_id__in=ids, kind="notice")
+    assert rows.count() == 20 and set(rows.values_list("state", flat=True)) == {"retry"}
+    assert not DeliveryEvent.objects.exists() and mail.messages == []
+    assert not Notice.objects.filter(pk__in=ids, notified_at__isnull=False).exists()
+
+    mail.up()
+    end = time.monotonic() + 20
+    while rows.exclude(state="sent").exists() and time.monotonic() < end:
+        notifications.drain_notifications()
+        time.sleep(0.2)
+    end = time.monotonic() + 3  # and then some: nothing goes out a second time
+    while time.monotonic() < end:
+        notifications.drain_notifications()
+        time.sleep(0.2)
+    sent_for = [int(m["X-Takedown-Notice"]) for m in mail.messages if m["X-Takedown-Kind"] == "notice"]
+    assert sorted(sent_for) == sorted(ids)  # every notice once, none twice
+    assert set(rows.values_list("state", flat=True)) == {"sent"}
+    for notice in Notice.objects.filter(pk__in=ids):
+        assert notice.notified_at == rows.get(notice=notice).sent_at  # the deadline starts at acceptance

@@ -220,3 +220,23 @@ def test_with_a_mail_server_the_clock_starts_at_the_notice_email(settings, promp
     finally:
         w.stop()
         dns.cache_clear()
+
+
+def test_the_cloakroom_hides_half_its_items_from_the_second_vantage_point(world):
+    from monitor import vantages
+
+    site = market.SITES_BY_HOST["cloakroom.test"]
+    urls = [market.url_of(site, market.item_path(site, i, market.KEPT), world.http_port) for i in range(40)]
+
+    def check_from(source: str):
+        async def run():
+            async with CheckClient.for_vantage(vantages.Vantage("v", source=source)) as client:
+                return await asyncio.gather(*(client.check(u) for u in urls))
+
+        return [o.http_status for o in asyncio.run(run())]
+
+    first, second = check_from("127.0.0.1"), check_from("127.0.0.2")
+    assert set(first) == {200}  # the first vantage point sees every item
+    hidden = [i for i, status in enumerate(second) if status == 404]
+    assert 10 <= len(hidden) <= 30 and set(second) == {200, 404}  # about half hidden from the second
+    assert check_from("127.0.0.2") == second  # the same items each time

@@ -14,6 +14,7 @@ from compliance.models import Notice
 from demo.sandbox.httpserver import ok, reset, status
 from monitor import recheck
 from monitor.health import monitor_health
+from monitor.models import Check
 
 
 def make_notice(url: str, *, deadline_s: int = 3600):
@@ -85,3 +86,40 @@ def test_the_health_page_does_not_exist_for_other_roles(client, request, who):
 def test_the_health_page_asks_strangers_to_log_in(client, db):
     response = client.get(reverse("monitor:health"))
     assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+def test_a_killed_monitors_claims_count_from_their_first_due_time(db, http_server):
+    """A monitor that claims and dies leaves its notices leased; the next claim must not take the
+    lease's end for the due time (issue 14: 105 s of waiting were shown as a 2 s lag)."""
+    http_server.set("/stranded", ok(b"x"))
+    notice = make_notice(http_server.url("/stranded"), deadline_s=600)
+    due_at = timezone.now() - timedelta(seconds=91)  # so that the re-check (timed by the clock) is 91 s late
+    Notice.objects.filter(pk=notice.pk).update(next_check_at=due_at)
+
+    # The monitor that dies: it claims (75 s lease) and never records.
+    claimed = recheck.claim(now=due_at + timedelta(seconds=1), limit=10, token=uuid.uuid4(), lease_s=75)
+    assert [c.id for c in claimed] == [notice.pk] and claimed[0].due_at == due_at
+
+    while_held = monitor_health(now=due_at + timedelta(seconds=31))
+    assert while_held.leases_held == 1 and while_held.oldest_held_s == pytest.approx(31)
+    after_expiry = monitor_health(now=due_at + timedelta(seconds=90))
+    assert after_expiry.leases_expired == 1 and after_expiry.oldest_due_s == pytest.approx(90)
+
+    # Another monitor takes the expired lease over: the check's due time is still the first one.
+    assert recheck.run_batch().recorded == 1
+    check = Check.objects.get(notice=notice)
+    assert check.due_at == due_at and check.trigger == Check.Trigger.SCHEDULE
+    h = monitor_health(now=check.checked_at + timedelta(seconds=1))
+    assert h.lag_max_s >= 89 and not h.is_keeping_up
+
+
+def test_a_released_check_counts_from_its_own_due_time_again(db, http_server):
+    """After a recorded check the next claim takes the new next_check_at, not the old first due."""
+    http_server.set("/twice", ok(b"x"))
+    notice = make_notice(http_server.url("/twice"))
+    recheck.run_batch()
+    notice.refresh_from_db()
+    first_due, next_due = notice.first_due_at, notice.next_check_at
+    assert first_due is not None and next_due > first_due
+    claimed = recheck.claim(now=next_due + timedelta(seconds=1), limit=10, token=uuid.uuid4(), lease_s=75)
+    assert [c.due_at for c in claimed] == [next_due]

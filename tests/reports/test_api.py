@@ -188,6 +188,28 @@ def test_a_download_stopped_half_way_leaves_the_connection_usable(market, analys
     assert full.count(b"\n") == 77
 
 
+def test_parquet_leaves_row_group_by_row_group_and_holds_every_row(market, analyst, monkeypatch):
+    """The Parquet stream hands on each row group's bytes as it is written (the file is never whole
+    in memory), row groups made of several database batches, and the file reads back whole."""
+    from django.utils import timezone
+
+    monkeypatch.setattr(exports, "CHUNK_ROWS", 7)  # database batches of 7 rows
+    monkeypatch.setattr(exports, "PARQUET_ROW_GROUP", 20)  # row groups of 21 (3 batches), the last smaller
+    now = timezone.now()
+    parts = list(exports.parquet_stream(analyst, exports.ExportFilter(), now=now, metadata={"k": "v"}))
+    assert len(parts) >= 4 and all(parts)  # 76 rows: 3 full row groups leave before the footer
+    parquet = pq.ParquetFile(io.BytesIO(b"".join(parts)))
+    assert [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)] == [21, 21, 21, 13]
+    table = parquet.read()
+    expected = list(exports.rows(analyst, exports.ExportFilter(), now=now))
+    assert table.column("id").to_pylist() == [r[0] for r in expected]
+    assert table.column("url").to_pylist() == [r[exports.URL] for r in expected]
+    assert table.column("is_behind_cdn").to_pylist() == [
+        r[exports.COLUMNS.index("is_behind_cdn")] == "true" for r in expected
+    ]
+    assert table.schema.metadata[b"k"] == b"v"
+
+
 def test_export_times_are_seconds_to_the_millisecond_rounded_up(api, prompt_hoster, analyst):
     from django.utils import timezone
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import STRONG_PASSWORD
+from tests.twofactor_support import browser_second_factor
 
 
 def log_in(page, live_server, username: str, next_url: str) -> None:
@@ -13,6 +14,8 @@ def log_in(page, live_server, username: str, next_url: str) -> None:
     page.fill("#id_username", username)
     page.fill("#id_password", STRONG_PASSWORD)
     page.click("button[type=submit]")
+    page.wait_for_load_state()
+    browser_second_factor(page)  # analysts enrol their authenticator at their first login
     page.wait_for_url(f"**{next_url}")
 
 

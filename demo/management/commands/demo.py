@@ -37,7 +37,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.models import Count
 
-from compliance import selectors, services
+from compliance import selectors, services, twofactor
 from demo.sandbox import history
 from demo.sandbox import world as market
 
@@ -51,7 +51,13 @@ DEMO_USERS = [
     ("prompt", "hoster", "prompt", "abuse desk of Prompt Hosting B.V.: only its own notices"),
     ("slowpoke", "hoster", "slowpoke", "abuse desk of Slowpoke Hosting: only its own notices"),
 ]
+# The demo analyst's second factor (analysts must log in with one: docs/access-control.md), printed
+# in the banner: add the secret to an authenticator app, or use a recovery code (one use each).
+DEMO_TOTP_SECRET = "DEMOTOTPSECRETFORTHEANALYSTLOGIN"
+DEMO_RECOVERY_CODES = ["demo-0001", "demo-0002", "demo-0003", "demo-0004", "demo-0005"]
 LIVE_SOURCE = "demo-live"
+# The demo's two vantage points (monitor/vantages.py): two loopback source addresses, the sandbox's DNS.
+DEMO_VANTAGES = "ams=local:127.0.0.1;fra=local:127.0.0.2"
 STATUS_EVERY_S = 10.0
 
 
@@ -208,7 +214,13 @@ class Command(BaseCommand):
                 f"in {time.monotonic() - t:.0f} s"
             )
         for username, role, hoster, _what in DEMO_USERS:
-            services.user_upsert(username=username, role=role, hoster_slug=hoster, password=DEMO_PASSWORD)
+            user, _created, _token = services.user_upsert(
+                username=username, role=role, hoster_slug=hoster, password=DEMO_PASSWORD
+            )
+            if role == "analyst":
+                twofactor.authenticator_enrol_known(
+                    user=user, secret_b32=DEMO_TOTP_SECRET, recovery_codes=DEMO_RECOVERY_CODES
+                )
         try:
             from reports import rollups
         except ImportError:
@@ -230,6 +242,9 @@ class Command(BaseCommand):
                 "MONITOR_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8",
                 "MONITOR_RDAP": "off",
                 "MONITOR_TIMEOUT": env.get("MONITOR_TIMEOUT", "5"),
+                # Two vantage points on one machine (two loopback source addresses): Cloakroom
+                # Hosting hides items from the second, and the checks from both show it.
+                "MONITOR_VANTAGES": env.get("MONITOR_VANTAGES", DEMO_VANTAGES),
                 # Pages and the monitor recompute scorecards after 15 s, so the live notices show.
                 "SCORECARD_ROLLUP_MAX_AGE": env.get("SCORECARD_ROLLUP_MAX_AGE", "15"),
                 # The product e-mails the live notices to the hosters' mail server in the sandbox
@@ -341,6 +356,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Logins (password for all: {DEMO_PASSWORD}):")
         for username, role, _hoster, what in DEMO_USERS:
             self.stdout.write(f"  {username:<11} {role:<11} {what}")
+        self.stdout.write(
+            f"The analyst logs in with a second factor: the TOTP secret {DEMO_TOTP_SECRET} in an authenticator\n"
+            f"app (or `oathtool --totp -b {DEMO_TOTP_SECRET}`), or a recovery code, one use each:\n"
+            f"  {' '.join(DEMO_RECOVERY_CODES)}"
+        )
         self.stdout.write(
             f"\n{len(live)} live notices were just sent to the sandbox's hosters with a {deadline_s // 60} min "
             f"{deadline_s % 60 or ''}{'s ' if deadline_s % 60 else ''}deadline.\n"

@@ -85,17 +85,27 @@ class Command(BaseCommand):
                 next_run_time=datetime.now(UTC),
             )
 
+        stoppers: list[threading.Thread] = []
+
         def stop(signum, frame):
             if jobs.stopping.is_set():
                 return  # a second Ctrl-C while the batch in flight finishes
             log.info("signal %s: finishing the batches in flight, then exiting", signal.Signals(signum).name)
             jobs.stopping.set()
-            scheduler.shutdown(wait=True)  # waits for running drains; start() then returns
+            # Race: the handler runs in the main thread, which may be inside the scheduler's job
+            # processing, holding its re-entrant lock; a shutdown here would empty the job store
+            # under it (JobLookupError, exit 1). A thread waits for that lock, then for the running
+            # drains; start() returns once the scheduler is stopped.
+            stopper = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, name="monitor-stop")
+            stoppers.append(stopper)
+            stopper.start()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         log.info("monitor running with drains: %s", ", ".join(d.name for d in jobs.DRAINS) or "none")
         scheduler.start()
+        for stopper in stoppers:
+            stopper.join()  # the batches in flight are finished and written
         log.info("monitor stopped")
 
     def run_once(self) -> None:
