@@ -48,7 +48,7 @@ def monitor_side(rabbitmq, settings, http_server, dns_server):
 
 
 @pytest.fixture
-def start_probe(rabbitmq, dns_server):
+def start_probe(rabbitmq, dns_server, tmp_path):
     procs: dict[str, subprocess.Popen] = {}
 
     def start(name: str, *, allowed: str = "127.0.0.0/8") -> subprocess.Popen:
@@ -67,7 +67,7 @@ def start_probe(rabbitmq, dns_server):
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=open(f"/tmp/probe-{name}-{os.getpid()}.log", "a"),  # noqa: SIM115 (closed with the process)
+            stderr=open(tmp_path / f"probe-{name}.log", "a"),  # noqa: SIM115 (the probe's log, for a failing test)
         )
         procs[name] = proc
         return proc
