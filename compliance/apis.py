@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
+from django import forms as django_forms
 from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
@@ -231,11 +234,28 @@ class HosterSerializer(serializers.ModelSerializer):
 # --- Filters ------------------------------------------------------------------------------------
 
 
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 filter bound, in UTC. Python takes offsets up to ±23:59, PostgreSQL only up to
+    ±15:59 (a 500 for `?notified_before=2026-01-01T00:00:00+23:41`); in UTC every database takes
+    it. A moment that has no UTC equivalent (year 1 with a positive offset) is a 400."""
+
+    def to_python(self, value):
+        try:
+            moment = super().to_python(value)
+            return moment.astimezone(UTC) if moment is not None else None
+        except OverflowError:  # in parsing (year 1 made aware) or in the conversion
+            raise django_forms.ValidationError("out of range", code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class NoticeFilter(django_filters.FilterSet):
     hoster = django_filters.CharFilter(field_name="hoster__slug", help_text="hoster slug")
     status = django_filters.ChoiceFilter(choices=Notice.Status.choices)
-    notified_after = django_filters.IsoDateTimeFilter(field_name="notified_at", lookup_expr="gte")
-    notified_before = django_filters.IsoDateTimeFilter(field_name="notified_at", lookup_expr="lt")
+    notified_after = UtcIsoDateTimeFilter(field_name="notified_at", lookup_expr="gte")
+    notified_before = UtcIsoDateTimeFilter(field_name="notified_at", lookup_expr="lt")
 
     class Meta:
         model = Notice

@@ -43,6 +43,9 @@ from compliance.urlnorm import InvalidURL, NormalizedURL, normalize_url
 # outside are refused before any write, with the same reason in the API, the import and the admin.
 # A notified_at this far ahead of the clock is a mistake (a wrong offset, a typo), not a notice.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# UTC offsets run from -12:00 to +14:00; Python takes up to ±23:59, PostgreSQL refuses beyond
+# ±15:59 (a 500 for the API, a lost batch for the import, before the value was stored in UTC).
+MAX_UTC_OFFSET = timedelta(hours=14)
 # NOTIFIED_AT_FLOOR (2000-01-01, compliance/models.py): older than the product's domain; it also
 # keeps every stored timestamp far from the year-1 and BC values that PostgreSQL stores but Python
 # cannot read. The database refuses what lies outside too (Notice's CheckConstraints).
@@ -154,6 +157,10 @@ def notice_input_parse(
             errors["notified_at"] = ["notified_at must carry a UTC offset, e.g. 2024-05-01T09:30:00+02:00"]
         # Aware datetimes compare through their UTC difference, which never overflows (a
         # conversion to UTC of year 1 with a positive offset would).
+        elif not -MAX_UTC_OFFSET <= parsed_notified_at.utcoffset() <= MAX_UTC_OFFSET:
+            errors["notified_at"] = [
+                f"notified_at {parsed_notified_at.isoformat()} has a UTC offset beyond ±14:00 (none on Earth is)"
+            ]
         elif parsed_notified_at < NOTIFIED_AT_FLOOR:
             errors["notified_at"] = [
                 f"notified_at {parsed_notified_at.isoformat()} is before {NOTIFIED_AT_FLOOR.date().isoformat()}"

@@ -25,7 +25,7 @@ schema changes, and the rebuilt table would otherwise come without its triggers.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from django.db import connections
 
@@ -95,14 +95,16 @@ def _sqlite_sql(table: str, nullable: tuple[str, ...], columns: list[str]) -> li
     ]
 
 
-def install(connection) -> None:
-    """Create (or re-create) the triggers of every evidence table that exists."""
+def install(connection, tables: Iterable[str] | None = None) -> None:
+    """Create (or re-create) the triggers of every evidence table that exists (or of `tables` only:
+    a migration that still has to chain another table's existing rows leaves that one for later)."""
     existing = set(connection.introspection.table_names())
+    wanted = set(TABLES) if tables is None else set(tables)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(_PG_FUNCTION)
         for table, nullable in TABLES.items():
-            if table not in existing:
+            if table not in existing or table not in wanted:
                 continue
             if connection.vendor == "postgresql":
                 statements = _pg_sql(table, nullable)

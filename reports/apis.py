@@ -5,6 +5,8 @@ Scoping is compliance.selectors': every role may use these; a hoster user's rows
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -154,7 +156,7 @@ CONTENT_TYPES = {
 
 EXPORT_PARAMETERS = [
     *PERIOD_PARAMETERS,
-    OpenApiParameter("hoster", OpenApiTypes.STR, description="hoster slug"),
+    OpenApiParameter("hoster", OpenApiTypes.STR, pattern=r"^[-a-zA-Z0-9_]+$", description="hoster slug"),
     OpenApiParameter(
         "status",
         OpenApiTypes.STR,
@@ -171,6 +173,8 @@ EXPORT_DESCRIPTION = (
     "`exported_at`; the headers `X-Methodology-Version` and `X-Exported-At` repeat them."
 )
 
+
+SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 
 EXPORT_BODIES = {
     "csv": ("text/csv", OpenApiTypes.STR, "CSV with a header row"),
@@ -197,9 +201,14 @@ class NoticeExportView(APIView):
         verdict = params.get("verdict") or None
         if verdict is not None and verdict not in exports.VERDICTS:
             raise ValidationError({"verdict": ["within, late or pending"]})
+        hoster = params.get("hoster") or None
+        if hoster is not None and not SLUG.fullmatch(hoster):
+            # Checked before the stream starts: a NUL byte reaching PostgreSQL mid-stream would
+            # break a response already sent as 200 (schemathesis found it).
+            raise ValidationError({"hoster": ["a hoster slug: letters, digits, - and _"]})
         flt = exports.ExportFilter(
             period=parse_period(params, now),
-            hoster=params.get("hoster") or None,
+            hoster=hoster,
             statuses=statuses,
             verdict=verdict,
             regime=parse_regime(params),

@@ -103,12 +103,9 @@ class SecondsText(Func):
     output_field = TextField()
 
     def as_postgresql(self, compiler, connection, **extra):
+        # Exact: a bigint over 1000 as numeric has at most three decimals, which to_char keeps.
         ms, params = compiler.compile(self.source_expressions[0])
-        sql = (
-            f"(CASE WHEN {ms} < 0 THEN '-' ELSE '' END || (abs({ms}) / 1000)::text || '.' "
-            f"|| lpad((abs({ms}) %% 1000)::text, 3, '0'))"
-        )
-        return sql, (*params, *params, *params)
+        return f"to_char(({ms})::numeric / 1000, 'FM99999999999990.000')", params
 
     def as_sqlite(self, compiler, connection, **extra):
         ms, params = compiler.compile(self.source_expressions[0])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -111,10 +111,17 @@ def parse_bound(text: str | None, name: str) -> datetime | None:
             day = parse_date(text)
             if day is None:
                 raise ValueError
-            return _midnight(day)
+            moment = _midnight(day)
     except ValueError:
         raise PeriodError(f"{name}: {text!r} is not an ISO 8601 date or date and time") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=local_tz())
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=local_tz())
+    try:
+        # In local time: PostgreSQL refuses offsets beyond ±15:59 that Python accepts (a 500
+        # otherwise), and a moment outside the years 1-9999 in UTC or local time is no bound.
+        moment.astimezone(UTC)
+        return moment.astimezone(local_tz())
+    except OverflowError:
+        raise PeriodError(f"{name}: {text!r} is out of range") from None
 
 
 def custom(start: datetime | None, end: datetime | None) -> Period:

@@ -114,12 +114,29 @@ def _pack(grouped: survival.Grouped | None) -> bytes:
     return np.stack([grouped.times, grouped.events, grouped.counts], axis=1).astype("<i8").tobytes()
 
 
-def compute_cells(days: set[date] | None, *, now: datetime) -> int:
-    """Recompute the cells of `days` (None: every day) from the notices; returns the cells written."""
+_CONTENT = (
+    "hoster_id",
+    "regime",
+    "deadline_s",
+    "oldest_open_notified_at",
+    "next_change_at",
+    "observations",
+    *scorecards.CELL_COUNTS,
+)
+
+
+def _content(cell: RollupCell) -> tuple:
+    return tuple(bytes(v) if isinstance(v, memoryview) else v for v in (getattr(cell, f) for f in _CONTENT))
+
+
+def compute_cells(days: set[date] | None, *, now: datetime) -> set[date] | None:
+    """Recompute the cells of `days` (None: every day) from the notices, and the month cells of the
+    months holding a day whose figures changed. Returns the days whose figures changed (None: all):
+    a day recomputed with the same figures (the sweep, mostly) leaves every period as it was."""
     base = Notice.objects.filter(notified_at__isnull=False)
     if days is not None:
         if not days:
-            return 0
+            return set()
         base = base.filter(_days_condition(days))
     qs = base.annotate(day=TruncDate("notified_at", tzinfo=periods.local_tz()))
     rows = scorecards.aggregate_rows(qs, now, CELL_GROUP)
@@ -145,10 +162,20 @@ def compute_cells(days: set[date] | None, *, now: datetime) -> int:
             )
         )
     stale = RollupCell.objects.all() if days is None else RollupCell.objects.filter(is_month=False, day__in=days)
+    changed = None
+    if days is not None:
+        before: dict[date, set[tuple]] = {}
+        for cell in stale.defer("computed_at"):
+            before.setdefault(cell.day, set()).add(_content(cell))
+        after: dict[date, set[tuple]] = {}
+        for cell in cells:
+            after.setdefault(cell.day, set()).add(_content(cell))
+        changed = {d for d in days if before.get(d, set()) != after.get(d, set())}
     stale.delete()
     _insert(cells)
-    months = {d.replace(day=1) for d in (days if days is not None else {c.day for c in cells})}
-    return len(cells) + compute_months(months, now=now)
+    months = {d.replace(day=1) for d in (changed if changed is not None else {c.day for c in cells})}
+    compute_months(months, now=now)
+    return changed
 
 
 def _insert(cells: list[RollupCell]) -> None:
@@ -242,11 +269,11 @@ def catch_up(now: datetime | None = None) -> set[date] | None:
         )
         if rebuild:
             days = None
-            written = compute_cells(None, now=now)
+            compute_cells(None, now=now)
             Rollup.objects.update(is_stale=True)
         else:
-            days = changed_days(state.scanned_until - MARGIN, now)
-            written = compute_cells(days, now=now)
+            looked_at = changed_days(state.scanned_until - MARGIN, now)
+            days = compute_cells(looked_at, now=now)
             _mark_stale(days)
         if state is None:
             state = RollupState(pk=1)
@@ -255,9 +282,8 @@ def catch_up(now: datetime | None = None) -> set[date] | None:
         state.save()
     if days is None or days:
         log.info(
-            "rollup cells: %s days, %d cells in %d ms",
+            "rollup cells: %s days changed in %d ms",
             "all" if days is None else len(days),
-            written,
             (time.perf_counter() - started) * 1000,
         )
     return days
@@ -279,8 +305,19 @@ def is_overdue(now: datetime) -> bool:
 
 
 def invalidate_all() -> None:
-    """Forget every rollup and cell (measurements were rewritten: settings.MEASUREMENTS_CHANGED_HOOKS);
-    the next pass of the drain, or the next page, recomputes them from the notices."""
+    """Measurements were rewritten (settings.MEASUREMENTS_CHANGED_HOOKS: recompute_measurements, a
+    withdrawal, an attribution override): every figure may be stale now. Every such writer stamps
+    `updated_at`, so the incremental pass finds the changed notices; this only makes the next page
+    (or drain pass) catch up at once instead of within SCORECARD_ROLLUP_MAX_AGE. A new methodology
+    version recomputes every cell by itself (`catch_up`); `rebuild_all` forgets everything."""
+    overdue = timedelta(seconds=settings.SCORECARD_ROLLUP_MAX_AGE + 1)
+    for state in RollupState.objects.all():
+        RollupState.objects.filter(pk=state.pk).update(scanned_until=state.scanned_until - overdue)
+
+
+def rebuild_all() -> None:
+    """Forget every rollup and cell: the next pass of the drain, or the next page, recomputes them
+    all from the notices (a year's million notices: ~20 s on PostgreSQL)."""
     with transaction.atomic():
         RollupState.objects.all().delete()
         RollupCell.objects.all().delete()
@@ -325,16 +362,19 @@ def _combine(chunks: list[bytes]) -> survival.Grouped:
     return survival.Grouped.from_sorted_runs(times, events, counts)
 
 
-def _observations(cells: QuerySet[RollupCell]) -> dict[tuple, survival.Grouped]:
-    """The cells' grouped observations per (hoster_id, regime, deadline_s), merged."""
+def _observations(cells: QuerySet[RollupCell], *, per_deadline: bool = True) -> dict[tuple, survival.Grouped]:
+    """The cells' grouped observations per (hoster_id, regime, deadline_s), merged; with
+    `per_deadline=False` per hoster only (keys (hoster_id, None, None)): the figures need no more,
+    and a year then merges 200 groups rather than 600."""
     sql, params = (
         cells.exclude(observations=b"").values_list("hoster_id", "regime", "deadline_s", "observations").query
     ).sql_with_params()
     chunks: dict[tuple, list[bytes]] = {}
-    with connection.cursor() as cursor:  # raw rows: ~100,000 cells for a year, no per-row conversion
+    with connection.cursor() as cursor:  # raw rows: ~10,000 cells for a year, no per-row conversion
         cursor.execute(sql, params)
         for hoster_id, reg, deadline_s, observations in cursor.fetchall():
-            chunks.setdefault((hoster_id, reg, deadline_s), []).append(observations)
+            key = (hoster_id, reg, deadline_s) if per_deadline else (hoster_id, None, None)
+            chunks.setdefault(key, []).append(observations)
     return {key: _combine(parts) for key, parts in chunks.items()}
 
 
@@ -348,8 +388,20 @@ def merge(period: Period, *, now: datetime, regime: str | None = None, with_char
         .values("hoster_id")
         .annotate(**sums, oldest_open_notified_at=Min("oldest_open_notified_at"), computed=Max("computed_at"))
     )
-    grouped = _observations(cells)
-    return scorecards.build(period, now=now, rows=rows, grouped=grouped, with_charts=with_charts, regime=regime)
+    grouped = _observations(cells, per_deadline=with_charts)
+    deadlines: dict[int | None, list[int]] = {}
+    measured = cells.filter(notices__gt=0).order_by()  # as the live figures: measured notices only
+    for hoster_id, deadline_s in measured.values_list("hoster_id", "deadline_s").distinct():
+        deadlines.setdefault(hoster_id, []).append(deadline_s)
+    return scorecards.build(
+        period,
+        now=now,
+        rows=rows,
+        grouped=grouped,
+        with_charts=with_charts,
+        regime=regime,
+        deadlines={k: sorted(v) for k, v in deadlines.items()},
+    )
 
 
 def charts(period: Period, *, regime: str | None, hoster_id: int | None) -> dict:
@@ -428,30 +480,34 @@ def refresh(period: Period, *, now: datetime, regime: str | None = None) -> Roll
     return rollup
 
 
-def _catch_up_if_overdue(now: datetime) -> None:
+def _catch_up_if_overdue(now: datetime) -> bool:
+    """Catch up when the drain is overdue; True if this call did (then a stale rollup is merged
+    again before it is shown: nobody else is about to)."""
     if is_overdue(now):
         catch_up(now)
+        return True
+    return False
 
 
 def ensure(period: Period, *, now: datetime, regime: str | None = None) -> Rollup:
     """The period's rollup, merged again first when missing or stale (cells caught up first when
     the drain is overdue)."""
-    _catch_up_if_overdue(now)
+    caught_up = _catch_up_if_overdue(now)
     rollup = Rollup.objects.filter(key=period.key, regime=regime or "").first()
-    if rollup is None or not is_usable(rollup, period, now):
+    if rollup is None or not (is_fresh(rollup, period) if caught_up else is_usable(rollup, period, now)):
         rollup = refresh(period, now=now, regime=regime)
     return rollup
 
 
 def ensure_many(keys: list[str], *, now: datetime, regime: str | None = None) -> dict[str, Rollup]:
     """Several periods' rollups in one query, merging the stale ones again."""
-    _catch_up_if_overdue(now)
+    caught_up = _catch_up_if_overdue(now)
     existing = {r.key: r for r in Rollup.objects.filter(key__in=keys, regime=regime or "").defer("national_charts")}
     result = {}
     for key in keys:
         period = periods.resolve(key, now)
         rollup = existing.get(key)
-        if rollup is None or not is_usable(rollup, period, now):
+        if rollup is None or not (is_fresh(rollup, period) if caught_up else is_usable(rollup, period, now)):
             rollup = refresh(period, now=now, regime=regime)
         result[key] = rollup
     return result
@@ -555,18 +611,35 @@ def monthly(
 def monthly_rates(
     *, now: datetime, months: int, hosters: QuerySet[Hoster], regime: str | None = None
 ) -> tuple[list[str], dict[int, list[float | None]], list[HosterMetrics]]:
-    """The last `months` months' compliance rate per hoster id (None where undecided): the league
-    table's sparklines. Reads one number per row from the rollups' JSON, not the whole figures."""
+    """The last `months` months' compliance rate per hoster id (None where undecided), and the
+    national counts per month: the league table's sparklines and national table. Summed from the
+    month cells in one query: no period rollup needed, for any regime."""
+    _catch_up_if_overdue(now)
     keys = periods.last_months(now, months)
-    rollups = ensure_many(keys, now=now, regime=regime)
-    position = {rollups[k].pk: i for i, k in enumerate(keys)}
+    starts = [date(int(k[:4]), int(k[5:]), 1) for k in keys]
+    position = {d: i for i, d in enumerate(starts)}
+    cells = RollupCell.objects.filter(is_month=True, day__in=starts)
+    if regime:
+        cells = cells.filter(regime=regime)
+    sums = cells.order_by().values("hoster_id", "day").annotate(n=Sum("notices"), w=Sum("within"), l=Sum("late"))
+    visible = set(hosters.values_list("pk", flat=True))
     by_hoster: dict[int, list] = {}
-    rows = RollupRow.objects.filter(rollup_id__in=list(position), hoster__in=hosters).values_list(
-        "rollup_id", "hoster_id", "metrics__compliance_rate"
-    )
-    for rollup_id, hoster_id, rate in rows:
-        by_hoster.setdefault(hoster_id, [None] * len(keys))[position[rollup_id]] = rate
-    return keys, by_hoster, [metrics_from_json(rollups[k].national) for k in keys]
+    national = [HosterMetrics(hoster=None, name="") for _k in keys]
+    for row in sums:
+        i = position[row["day"]]
+        within, late = int(row["w"] or 0), int(row["l"] or 0)
+        m = national[i]
+        m.notices, m.within, m.late = m.notices + int(row["n"] or 0), m.within + within, m.late + late
+        if row["hoster_id"] in visible:
+            by_hoster.setdefault(row["hoster_id"], [None] * len(keys))[i] = (
+                within / (within + late) if within + late else None
+            )
+    for m in national:
+        m.compliance_rate = m.within / m.decided if m.decided else None
+        interval = survival.wilson_interval(m.within, m.decided)
+        if interval:
+            m.compliance_rate_low, m.compliance_rate_high = (round(x, 4) for x in interval)
+    return keys, by_hoster, national
 
 
 # --- The monitor's drain ------------------------------------------------------------------------

@@ -70,9 +70,11 @@ class Milliseconds(Func):
         end_sql, end_params = compiler.compile(end)
         # date_part (double precision) rather than EXTRACT (numeric, several times slower per row),
         # rounded to the whole microsecond it is (a double holds microseconds exactly for centuries),
-        # then rounded up to the millisecond in integers: no float ever decides a millisecond.
-        us = f"round(date_part('epoch', {end_sql} - {start_sql}) * 1000000)::bigint"
-        return self._ceil_ms(us), (*end_params, *start_params) * 3
+        # then up to the millisecond: us / 1000.0 is exact when us is a whole number of
+        # milliseconds and at least 0.001 from one otherwise, so ceil never rounds a float's noise.
+        # One date_part per row (the CASE of `_ceil_ms` would evaluate it three times).
+        us = f"round(date_part('epoch', {end_sql} - {start_sql}) * 1000000)"
+        return f"ceil({us} / 1000.0)::bigint", (*end_params, *start_params)
 
     def as_sqlite(self, compiler, connection, **extra):
         # Django's own SQLite function for datetime differences, in whole microseconds.
@@ -200,20 +202,14 @@ APART_COUNTS = ("repeats", "withdrawn", "unresolvable")
 CELL_COUNTS = (*MEASURED_COUNTS, *APART_COUNTS)
 
 
-_HAS_SETTLES = any(f.name == "settles_at" for f in Notice._meta.get_fields())  # until main has it
-
-
 def unmeasured_condition() -> Q:
     """Notified notices outside every rate: `compliance.selectors`' definition."""
-    if hasattr(selectors, "unmeasured_condition"):
-        return selectors.unmeasured_condition()
-    return Q(status__in=(*selectors.UNMEASURED_STATUSES, Notice.Status.WITHDRAWN))
+    return selectors.unmeasured_condition()
 
 
 def provisional_condition(now: datetime) -> Q:
-    """A takedown resting on a server-gone that has not settled yet (`Notice.is_provisional`)."""
-    if not _HAS_SETTLES:
-        return Q(pk__in=[])
+    """A takedown resting on a server-gone that has not settled yet (`Notice.is_provisional`, and
+    not yet `settles_at`): its verdict is pending (`selectors.verdict_expression`)."""
     return Q(takedown_at__isnull=False, removal_mechanism=Notice.RemovalMechanism.SERVER_GONE, settles_at__gt=now)
 
 
@@ -221,10 +217,12 @@ def next_change_expression(now: datetime):
     """When a pending verdict next changes without any check: at the deadline (pending -> late, or
     a streak that began by it keeps waiting), else when the notice settles (a provisional
     server-gone takedown is decided; a waiting streak is late). NULL: only a check changes it."""
-    whens = [When(deadline_at__gte=now, then=F("deadline_at"))]
-    if _HAS_SETTLES:
-        whens.append(When(settles_at__gt=now, then=F("settles_at")))
-    return Case(*whens, default=Value(None), output_field=DateTimeField())
+    return Case(
+        When(deadline_at__gte=now, then=F("deadline_at")),
+        When(settles_at__gt=now, then=F("settles_at")),
+        default=Value(None),
+        output_field=DateTimeField(),
+    )
 
 
 def notified_in(base: QuerySet[Notice], period: Period, regime: str | None = None) -> QuerySet[Notice]:
@@ -411,9 +409,12 @@ def build(
     with_charts: bool,
     regime: str | None,
     methodology_version: str | None = None,
+    deadlines: dict[int | None, list[int]] | None = None,
 ) -> PeriodMetrics:
     """PeriodMetrics from counts per hoster_id (`rows`) and observations per (hoster_id, regime,
-    deadline_s) (`grouped`): the same for a period computed from notices and one merged from cells."""
+    deadline_s) (`grouped`): the same for a period computed from notices and one merged from cells.
+    Without charts the observations may come per hoster only, keys (hoster_id, None, None), with the
+    deadlines per hoster given apart (`deadlines`)."""
     by_hoster: dict[int | None, dict[tuple[str, int], survival.Grouped]] = {}
     for (hid, reg, deadline_s), g in grouped.items():
         by_hoster.setdefault(hid, {})[(reg, deadline_s)] = g
@@ -437,7 +438,7 @@ def build(
             m = _metrics_from(row, g, hoster=hoster.slug, name=hoster.name)
             _add_size(m, hoster.ipv4_address_count())
             hoster_metrics.append(m)
-        m.deadlines_s = sorted({d for _r, d in parts})
+        m.deadlines_s = deadlines.get(hid, []) if deadlines is not None else sorted({d for _r, d in parts})
         m.regime = regime
         if with_charts and hid is not None:
             curves[hid] = chart_data(parts)
@@ -451,7 +452,10 @@ def build(
     national = _metrics_from(
         sum_rows(rows), survival.Grouped.merge(list(national_by_deadline.values())), hoster=None, name=""
     )
-    national.deadlines_s = sorted({d for _r, d in national_by_deadline})
+    if deadlines is not None:
+        national.deadlines_s = sorted({d for ds in deadlines.values() for d in ds})
+    else:
+        national.deadlines_s = sorted({d for _r, d in national_by_deadline})
     national.regime = regime
     if with_charts:
         curves[None] = chart_data(national_by_deadline)

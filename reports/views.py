@@ -386,6 +386,10 @@ def figure_filter(figure: str) -> tuple[Q | None, str]:
         "reappeared": (Q(reappearance_count__gt=0), _("reappeared")),
         "served_selectively": (Q(served_selectively_count__gt=0), _("served selectively")),
         "displaced": (Q(is_displaced=True), _("displaced")),
+        "server_gone": (
+            Q(takedown_at__isnull=False, removal_mechanism=Notice.RemovalMechanism.SERVER_GONE),
+            _("taken down: server gone"),
+        ),
     }
     if figure not in filters:
         raise Http404("no such figure")

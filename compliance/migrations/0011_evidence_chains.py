@@ -18,7 +18,9 @@ def chain_existing_audit_events(apps, schema_editor):
 def install_triggers(apps, schema_editor):
     from compliance import triggers
 
-    triggers.install(schema_editor.connection)
+    # This app's tables only: the monitor's migration 0008 chains the existing checks and
+    # attributions (an UPDATE of each row) before it installs theirs.
+    triggers.install(schema_editor.connection, tables=("compliance_deliveryevent", "compliance_auditevent"))
 
 
 class Migration(migrations.Migration):

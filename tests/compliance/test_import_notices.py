@@ -252,6 +252,7 @@ def mixed_file() -> tuple[bytes, list[str], dict[int, str]]:
     add("http://bad.example/22,,B22,,,31536001,", "deadline_s must lie between")
     add("http://bad.example/ 23,,B23,,,,", "white space")
     add("http://bad.example/24,1969-12-31T23:59:59Z,B24,,,,", "before 2000-01-01")
+    add("http://bad.example/26,2026-01-05T10:00:00+23:30,B26,,,,", "beyond ±14:00")  # lost the batch on PostgreSQL
     add("http://good.example/11," + "," + "R" * 200 + ",,,,", ref="R" * 200)
     add('http://bad.example/25,"2026-01-05T10:00:00+00:00,B25,,,,', 'a quote (") opens a field')
     add("http://good.example/12,,G12,,,,", ref="G12")

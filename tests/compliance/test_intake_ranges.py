@@ -55,9 +55,24 @@ def test_notified_at_up_to_five_minutes_ahead_of_the_clock_is_accepted():
     )
 
 
-@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-05:00", "9999-12-31T23:59:59+14:00", "2026-03-01T12:00+25:00"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "9999-12-31T23:59:59-05:00",
+        "9999-12-31T23:59:59+14:00",
+        "2026-03-01T12:00+25:00",
+        "2026-03-01T12:00+14:01",
+        "2026-03-01T12:00-23:30",
+    ],
+)
 def test_notified_at_far_ahead_or_with_an_impossible_offset_is_refused_without_overflow(value):
     assert errors_of(notified_at=value)["notified_at"]
+
+
+def test_a_notified_at_with_any_real_utc_offset_is_stored_in_utc():
+    assert parse(notified_at="2026-03-02T01:59:00+14:00").notified_at == datetime(2026, 3, 1, 11, 59, tzinfo=UTC)
+    assert parse(notified_at="2026-02-28T23:59:00-12:00").notified_at == datetime(2026, 3, 1, 11, 59, tzinfo=UTC)
+    assert "beyond ±14:00" in errors_of(notified_at="2026-03-01T12:00+15:30")["notified_at"][0]
 
 
 @pytest.mark.parametrize(("value", "accepted"), [(1, True), ("60", True), (31_536_000, True), (0, False)])
@@ -106,6 +121,7 @@ def test_every_problem_of_a_notice_is_reported_at_once():
     [
         ({"notified_at": "0001-01-01T00:00:00+05:00"}, "notified_at", "before 2000-01-01"),
         ({"notified_at": "9999-12-31T23:59:59-05:00"}, "notified_at", "in the future"),
+        ({"notified_at": "2026-01-05T10:00:00+23:30"}, "notified_at", "beyond ±14:00"),  # PostgreSQL: a 500
         ({"deadline_s": 99999999999999999999}, "deadline_s", "between 1 and 31536000"),
         ({"deadline_s": 3_000_000_000}, "deadline_s", "between 1 and 31536000"),
         ({"deadline_s": 0}, "deadline_s", "between 1 and 31536000"),

@@ -162,7 +162,8 @@ def test_the_flaky_hoster_fails_in_short_spells_only(world):
         outcomes.append(classify(_check([kept])[0], content_sha256="").outcome)
         time.sleep(0.05)
     # 503s (no evidence) and resets (unreachable) happen, and pass
-    assert set(outcomes) == {"online", "transient", "no_evidence"}
+    assert "online" in outcomes and {"transient", "no_evidence"} & set(outcomes)
+    assert set(outcomes) <= {"online", "transient", "no_evidence"}
     runs = "".join("." if o == "online" else "x" for o in outcomes).split(".")
     assert max(len(r) for r in runs) <= 4  # a spell of 0.1 s, checks every ~0.05 s or more
 

@@ -8,11 +8,14 @@ such values with raw SQL around the constraint, beside a good notice, and run ea
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -183,9 +186,10 @@ def test_the_database_refuses_a_notified_at_out_of_range_whoever_writes(db):
             Notice.objects.filter(pk=notice.pk).update(deadline_s=deadline_s)
 
 
-def test_the_migration_withdraws_stored_notices_out_of_range_and_keeps_their_values_in_words(db):
+def test_the_migration_withdraws_stored_notices_out_of_range_and_keeps_their_values_in_words(api, analyst):
     """Migration compliance 0009's repair, run again over a row as an old database held it: the
-    notice becomes readable (withdrawn, its values in the reason) and the good one is untouched."""
+    notice becomes readable (withdrawn, its values in the reason), the pages, the report and the
+    API that failed over it answer again, and the good one is untouched."""
     import importlib
 
     from django.apps import apps
@@ -194,7 +198,15 @@ def test_the_migration_withdraws_stored_notices_out_of_range_and_keeps_their_val
     bad = new_notice("http://bad.example/a")
     good = new_notice("http://good.example/a")
     poison(bad, "notified_at", UNREADABLE)
+    client = api.as_user(analyst)
+    client.raise_request_exception = False
+    assert client.get("/api/v1/notices/").status_code == 500  # as issue 14 found it
     migration.withdraw_out_of_range(apps, SimpleNamespace(connection=connection))  # all it uses of a schema editor
+    assert client.get("/api/v1/notices/").json()["count"] == 2
+    assert client.get("/api/v1/metrics/hosters/").status_code == 200
+    out = io.StringIO()
+    call_command("compliance_report", "--format", "json", stdout=out)
+    assert isinstance(json.loads(out.getvalue()), list)
     bad = Notice.objects.get(pk=bad.pk)  # readable again
     assert bad.status == "withdrawn" and bad.notified_at is None and bad.deadline_at is None
     assert bad.next_check_at is None and bad.next_attribution_at is None and bad.withdrawn_at is not None

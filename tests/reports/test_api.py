@@ -223,3 +223,16 @@ def test_export_times_are_seconds_to_the_millisecond_rounded_up(api, prompt_host
     assert (rows[a.pk]["ttt_s"], rows[a.pk]["precision_s"]) == ("4.501", "0.500")
     assert (rows[b.pk]["ttt_s"], rows[b.pk]["precision_s"]) == ("-0.250", "-0.250")
     assert rows[c.pk]["ttt_s"] == "86400.000"
+
+
+def test_the_export_filters_by_regime_and_carries_it(api, prompt_hoster, analyst):
+    from django.utils import timezone
+
+    from .helpers import notice
+
+    at = timezone.now() - timedelta(days=1)
+    order = notice(prompt_hoster, at, ttt_s=60, deadline_s=180, regime="order")
+    notice(prompt_hoster, at, ttt_s=60, regime="covenant")
+    rows = csv_rows(api.as_user(analyst).get(CSV, {"regime": "order"}))
+    assert [(int(r["id"]), r["regime"]) for r in rows] == [(order.pk, "order")]
+    assert api.as_user(analyst).get(CSV, {"regime": "nonsense"}).status_code == 400

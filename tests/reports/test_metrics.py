@@ -234,3 +234,18 @@ def test_percentiles_are_postgresqls_percentile_cont(prompt_hoster, slow_hoster)
         expected = {slug: [math.ceil(round(v, 6) / 100) / 10 for v in values] for slug, values in cursor.fetchall()}
     rows = scorecards.report_rows(periods.resolve("all", timezone.now()), now=timezone.now())
     assert {r.hoster: [r.median_ttt_s, r.p90_ttt_s] for r in rows} == expected
+
+
+def test_compliance_report_and_the_metrics_api_filter_by_regime(prompt_hoster, api, analyst):
+    notice(prompt_hoster, BASE, ttt_s=60, deadline_s=180, regime="order")
+    notice(prompt_hoster, BASE, ttt_s=600, deadline_s=180, regime="order")
+    notice(prompt_hoster, BASE, ttt_s=3600, regime="covenant")
+    everything = json.loads(run_report("--from", "2025-06-01"))[0]
+    orders = json.loads(run_report("--from", "2025-06-01", "--regime", "order"))[0]
+    assert (everything["notices"], everything["regime"], everything["within"]) == (3, None, 2)
+    assert (orders["notices"], orders["regime"], orders["within"], orders["late"]) == (2, "order", 1, 1)
+    text = run_report("--format", "csv", "--from", "2025-06-01", "--regime", "covenant")
+    assert list(csv.DictReader(io.StringIO(text)))[0]["regime"] == "covenant"
+    rows = api.as_user(analyst).get("/api/v1/metrics/hosters/", {"from": "2025-06-01", "regime": "order"}).json()
+    assert [(r["notices"], r["regime"]) for r in rows] == [(2, "order")]
+    assert api.as_user(analyst).get("/api/v1/metrics/hosters/", {"regime": "nonsense"}).status_code == 400

@@ -212,17 +212,20 @@ def test_pages_work_without_any_notice(client, analyst, cdn, prompt_hoster):
 
 
 def test_the_survival_chart_names_a_short_deadline_in_minutes_and_keeps_two_labels_apart():
+    from django.utils import translation
+
     from reports import charts
 
     points = [(600, 0.5, 0.4, 0.6), (7200, 0.1, 0.05, 0.2)]
-    spec = charts.survival_figure(
-        {
-            "curves": [
-                {"regime": "order", "deadline_s": 180, "n": 4, "survival": points},
-                {"regime": "covenant", "deadline_s": 86400, "n": 9, "survival": points},
-            ]
-        }
-    )
+    with translation.override("en"):  # a request before may have left another language active
+        spec = charts.survival_figure(
+            {
+                "curves": [
+                    {"regime": "order", "deadline_s": 180, "n": 4, "survival": points},
+                    {"regime": "covenant", "deadline_s": 86400, "n": 9, "survival": points},
+                ]
+            }
+        )
     labels = spec["layout"]["annotations"]
     assert [a["text"] for a in labels] == ["deadline 3 min", "deadline 24 h"]  # not "deadline 0.05 h"
     assert labels[0]["y"] != labels[1]["y"]  # one under the other: close together they overprinted
@@ -249,3 +252,24 @@ def test_monthly_rates_in_the_tables_carry_their_95_percent_interval(client, mar
     for table in (scorecard, national):
         assert "95% interval" in table
         assert re.search(r'<td class="num">\d+%–\d+%</td>', table)
+
+
+def test_a_scorecard_never_pools_deadlines_in_one_survival_curve(client, analyst, prompt_hoster):
+    """Issue 11: the demo's scorecard drew one curve pooling 3-minute and 24-hour deadlines."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .helpers import notice
+
+    now = timezone.now()
+    for i in range(6):
+        notice(prompt_hoster, now - timedelta(days=2, hours=i), ttt_s=60 + 30 * i, deadline_s=180, regime="order")
+        notice(prompt_hoster, now - timedelta(days=3, hours=i), ttt_s=3600 * (i + 1), regime="covenant")
+    spec = page(client, analyst, "/scorecards/prompt/").context["survival_chart"]
+    named = [t["name"] for t in spec["data"] if t.get("showlegend") is not False]
+    assert named == ["removal order, deadline 3 min (n = 6)", "covenant, deadline 24 h (n = 6)"]
+    only_orders = page(client, analyst, "/scorecards/prompt/?regime=order").context["survival_chart"]
+    assert [t["name"] for t in only_orders["data"] if t.get("showlegend") is not False] == [
+        "removal order, deadline 3 min (n = 6)"
+    ]
