@@ -242,7 +242,7 @@ def _update_notices(columns: tuple[str, ...], rows: list[tuple[tuple, int]], *, 
 
     if connection.vendor == "postgresql" and "attribution_chain_head" in columns:
         # A value per row (the chain head): one `UPDATE ... FROM unnest(<one array per column>)`,
-        # server-side binding in binary, as monitor/recheck.py writes the notices' state.
+        # server-side binding in binary, as monitor/check_drain.py writes the notices' state.
         import psycopg
 
         types = ["bigint", *(f.cast_db_type(connection) for f in fields)]
