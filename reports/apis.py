@@ -57,15 +57,9 @@ def parse_regime(params) -> str | None:
 def parse_period(params, now) -> periods.Period | None:
     """from/to -> a custom period; period=KEY -> that period; nothing -> None (all notices)."""
     try:
-        start = periods.parse_bound(params.get("from"), "from")
-        end = periods.parse_bound(params.get("to"), "to")
-        if start or end:
-            return periods.custom(start, end)
-        if params.get("period"):
-            return periods.resolve(params["period"], now)
+        return periods.Period.parse(params, now, default=None)
     except periods.PeriodError as exc:
         raise ValidationError({"period": [str(exc)]}) from None
-    return None
 
 
 class HosterMetricsSerializer(serializers.Serializer):

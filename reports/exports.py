@@ -154,10 +154,7 @@ def export_queryset(user, flt: ExportFilter, *, now: datetime) -> QuerySet:
     URLs and host names are raw here; `rows()` replaces them for users who get pseudonyms."""
     qs = selectors.notices_visible_to(user)
     if flt.period is not None:
-        if flt.period.start is not None:
-            qs = qs.filter(notified_at__gte=flt.period.start)
-        if flt.period.end is not None:
-            qs = qs.filter(notified_at__lt=flt.period.end)
+        qs = flt.period.filter(qs)
     if flt.hoster:
         qs = qs.filter(hoster__slug=flt.hoster)
     if flt.statuses:

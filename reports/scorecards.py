@@ -227,11 +227,7 @@ def next_change_expression(now: datetime):
 
 def notified_in(base: QuerySet[Notice], period: Period, regime: str | None = None) -> QuerySet[Notice]:
     """Notices notified in the period (and of the regime), measured or not."""
-    qs = base.filter(notified_at__isnull=False)
-    if period.start is not None:
-        qs = qs.filter(notified_at__gte=period.start)
-    if period.end is not None:
-        qs = qs.filter(notified_at__lt=period.end)
+    qs = period.filter(base.filter(notified_at__isnull=False))
     if regime:
         qs = qs.filter(regime=regime)
     return qs

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 from datetime import datetime
-from pathlib import Path
 
 import plotly
 from django.conf import settings
@@ -31,10 +30,9 @@ from compliance import selectors
 from compliance.methodology import VERSIONS as METHODOLOGY_VERSIONS
 from compliance.models import Hoster, MethodologyRecord, Notice
 from compliance.pseudonym import pseudonymise, pseudonymise_address
-from reports import charts, periods, rollups, scorecards
+from reports import charts, display, periods, rollups, scorecards
 from reports.periods import Period, PeriodError
 from reports.scorecards import HosterMetrics
-from reports.templatetags.reports_tags import deadline_duration, duration, localize_number, percent
 
 SPARK_MONTHS = 12
 
@@ -67,7 +65,7 @@ def _require_role(user) -> str:
 
 def _period(request, now: datetime) -> Period:
     try:
-        return periods.from_request(request.GET, now)
+        return Period.parse(request.GET, now)
     except PeriodError as exc:
         raise BadPeriod(str(exc)) from None
 
@@ -223,41 +221,30 @@ def league_table(request):
         "national_chart": charts.monthly_figure(months, national_monthly) if sees_all else None,
         "national_monthly": list(zip(months, national_monthly, strict=True)) if sees_all else [],
         "min_notices": settings.SCORECARD_MIN_NOTICES,
-        "deadline_hours": _deadline_hours(figures.national.deadlines_s if sees_all else _union_deadlines(rows)),
+        "deadline_hours": display.deadlines_text(figures.national.deadlines_s if sees_all else _union_deadlines(rows)),
     }
     return render(request, "reports/league_table.html", context)
 
 
 def _league_cells(m: HosterMetrics) -> list[tuple[str, str]]:
-    interval = (
-        f"{percent(m.compliance_rate_low, 0)}–{percent(m.compliance_rate_high, 0)}"
-        if m.compliance_rate_low is not None
-        else "–"
-    )
-    per10k = "–" if m.notices_per_10k_addresses is None else localize_number(f"{m.notices_per_10k_addresses:g}")
     return [
         ("num", str(m.notices)),
-        ("num", per10k),
+        ("num", display.per_10k(m.notices_per_10k_addresses)),
         ("num", str(m.within)),
         ("num", str(m.late)),
         ("num", str(m.pending)),
         ("num", str(m.open)),
-        ("num rate", percent(m.compliance_rate)),
-        ("num", interval),
-        ("num", duration(m.median_ttt_s)),
-        ("num", duration(m.p90_ttt_s)),
-        ("num", duration(m.km_median_ttt_s)),
+        ("num rate", display.percent(m.compliance_rate)),
+        ("num", display.rate_interval(m.compliance_rate_low, m.compliance_rate_high)),
+        ("num", display.duration(m.median_ttt_s)),
+        ("num", display.duration(m.p90_ttt_s)),
+        ("num", display.duration(m.km_median_ttt_s)),
         ("num", str(m.reappeared)),
     ]
 
 
 def _union_deadlines(rows: list[HosterMetrics]) -> list[int]:
     return sorted({d for m in rows for d in m.deadlines_s})
-
-
-def _deadline_hours(deadlines_s: list[int]) -> str:
-    """`24 h`, or `3 min, 24 h` (deadlines under an hour in minutes), in the active language."""
-    return ", ".join(deadline_duration(d) for d in deadlines_s or [settings.COMPLIANCE_DEADLINE])
 
 
 LEAGUE_CSV_COLUMNS = ["rank", *scorecards.REPORT_COLUMNS, *scorecards.EXTRA_COLUMNS]
@@ -329,12 +316,12 @@ def scorecard(request, slug: str):
         "figures": figures,
         "m": m,
         "period_params": urlencode(params),
-        "deadline_hours": _deadline_hours(deadlines),
+        "deadline_hours": display.deadlines_text(deadlines),
         "survival_chart": charts.survival_figure(chart_data, deadlines),
         "histogram_chart": charts.histogram_figure(chart_data, deadlines),
         "mechanisms_chart": charts.mechanisms_figure(m) if m else None,
         "mechanisms": [
-            (charts.mechanism_label(k), v) for k, v in sorted(m.removal_mechanisms.items(), key=lambda kv: -kv[1])
+            (display.mechanism_label(k), v) for k, v in sorted(m.removal_mechanisms.items(), key=lambda kv: -kv[1])
         ]
         if m
         else [],
@@ -358,10 +345,7 @@ def open_past_deadline(hoster, period: Period, *, now: datetime, notices, regime
         selectors.measured_notices(notices).filter(hoster=hoster, status__in=Notice.OPEN_STATUSES, deadline_at__lt=now),
         now,
     ).filter(verdict_sql="late")
-    if period.start:
-        qs = qs.filter(notified_at__gte=period.start)
-    if period.end:
-        qs = qs.filter(notified_at__lt=period.end)
+    qs = period.filter(qs)
     if regime:
         qs = qs.filter(regime=regime)
     rows = list(qs.order_by("deadline_at", "id")[: OVERDUE_LIMIT + 1])
@@ -412,10 +396,7 @@ def notices(request, slug: str):
     qs = selectors.annotate_verdict(
         selectors.measured_notices(selectors.notices_visible_to(request.user)).filter(hoster=hoster), now
     ).annotate(ttt_ms=scorecards.ttt_ms_expression())
-    if period.start:
-        qs = qs.filter(notified_at__gte=period.start)
-    if period.end:
-        qs = qs.filter(notified_at__lt=period.end)
+    qs = period.filter(qs)
     if regime:
         qs = qs.filter(regime=regime)
     if condition is not None:
@@ -516,7 +497,7 @@ def below_the_bar(request):
             "minimum": minimum,
             "period_params": urlencode(_params(period, regime)),
             "csv_url": "?" + urlencode({**params, "format": "csv"}),
-            "deadline_hours": _deadline_hours(figures.national.deadlines_s),
+            "deadline_hours": display.deadlines_text(figures.national.deadlines_s),
         },
     )
 
@@ -560,17 +541,10 @@ def methodology(request):
     )
 
 
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
 @require_GET
 @cache_control(public=True, max_age=365 * 86400, immutable=True)
 def plotly_js(request, version: str):
     """plotly.js from the installed plotly package: no CDN (there may be no internet at all)."""
-    if version != plotly.__version__ or not PLOTLY_JS.is_file():
+    if version != plotly.__version__ or not charts.PLOTLY_JS.is_file():
         raise Http404
-    return FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript; charset=utf-8")
-
-
-def plotly_js_url() -> str:
-    return reverse("reports:plotly-js", args=[plotly.__version__])
+    return FileResponse(charts.PLOTLY_JS.open("rb"), content_type="text/javascript; charset=utf-8")

@@ -39,13 +39,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, format, start, end, regime, all_columns, **options):
+        now = timezone.now()
         try:
-            period = periods.custom(periods.parse_bound(start, "--from"), periods.parse_bound(end, "--to"))
+            asked = periods.Period.parse({"from": start, "to": end}, now, default=None, bound_names=("--from", "--to"))
         except periods.PeriodError as exc:
             raise CommandError(str(exc), returncode=2) from None
+        period = asked or periods.custom(None, None)  # no bounds: every notice, computed on the spot
         rows = [
             scorecards.report_row(m, all_columns=all_columns)
-            for m in scorecards.report_rows(period, now=timezone.now(), regime=regime)
+            for m in scorecards.report_rows(period, now=now, regime=regime)
         ]
         if format == "json":
             self.stdout.write(json.dumps(rows, indent=2))
