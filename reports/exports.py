@@ -1,4 +1,6 @@
-"""Streamed exports of notices: CSV, JSON Lines and Parquet, one row per notice, the same rows in each.
+"""Exports: the notices (CSV, JSON Lines, Parquet) and the figures per hoster (CSV).
+
+Notices: streamed, one row per notice, the same rows in each format.
 
 Memory stays flat whatever the size: rows come from a server-side cursor (PostgreSQL, inside a
 transaction, the next batch fetched by a helper thread while this one is written; SQLite's lazily
@@ -40,8 +42,9 @@ from django.db.models.functions import NullIf
 
 from compliance import selectors
 from compliance.pseudonym import pseudonymise
+from reports import scorecards
 from reports.periods import Period
-from reports.scorecards import precision_ms_expression, ttt_ms_expression
+from reports.scorecards import HosterMetrics, PeriodMetrics, precision_ms_expression, ttt_ms_expression
 
 CHUNK_ROWS = 5000
 
@@ -501,3 +504,42 @@ def parquet_stream(user, flt: ExportFilter, *, now: datetime, metadata: dict[str
 
 def filename(kind: str, now: datetime) -> str:
     return f"notices-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.{kind}"
+
+
+# --- Figures per hoster as CSV: the league table, "below the bar" and compliance_report ----------
+
+LEAGUE_CSV_COLUMNS = ["rank", *scorecards.REPORT_COLUMNS, *scorecards.EXTRA_COLUMNS]
+
+
+def csv_value(value) -> str:
+    """A figure as a CSV field: None empty, a list space-separated, a time in ISO 8601."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def write_league_csv(out, rows: list[HosterMetrics], figures: PeriodMetrics) -> None:
+    """The league table's rows (each with its `rank`, None: unranked) with every figure, the period's
+    bounds and when the figures were computed, into the file-like `out`."""
+    writer = csv.writer(out)
+    writer.writerow([*LEAGUE_CSV_COLUMNS, "period_from", "period_to", "computed_at"])
+    start = figures.period.start.isoformat() if figures.period.start else ""
+    end = figures.period.end.isoformat() if figures.period.end else ""
+    for m in rows:
+        data = m.as_dict()
+        data["rank"] = getattr(m, "rank", None)
+        writer.writerow(
+            [*(csv_value(data[c]) for c in LEAGUE_CSV_COLUMNS), start, end, figures.computed_at.isoformat()]
+        )
+
+
+def write_report_csv(out, rows: list[dict], columns: list[str]) -> None:
+    """`compliance_report --format csv`: its rows (`scorecards.report_row`) under a header, into `out`."""
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: csv_value(v) for k, v in row.items()})

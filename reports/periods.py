@@ -177,3 +177,14 @@ def last_months(now: datetime, count: int) -> list[str]:
         keys.append(f"{year:04d}-{month:02d}")
         year, month = (year - 1, 12) if month == 1 else (year, month - 1)
     return keys[::-1]
+
+
+def choices(now: datetime, *, months: int) -> list[tuple[str, str]]:
+    """The periods a page offers: rolling, all time, this and last year, and the last `months`
+    months (newest first), as (key, label)."""
+    local = now.astimezone(local_tz())
+    offered = [(k, resolve(k, now).label) for k in ROLLING_DAYS]
+    offered.append(("all", resolve("all", now).label))
+    offered += [(str(y), str(y)) for y in (local.year, local.year - 1)]
+    offered += [(k, resolve(k, now).label) for k in reversed(last_months(now, months))]
+    return offered

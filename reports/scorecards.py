@@ -202,6 +202,26 @@ APART_COUNTS = ("repeats", "withdrawn", "unresolvable")
 CELL_COUNTS = (*MEASURED_COUNTS, *APART_COUNTS)
 
 
+# What each figure counts, as a condition on measured notices annotated with their verdict
+# (`selectors.annotate_verdict`; None: all of them). The aggregates count these (`aggregate_rows`)
+# and the notices behind a figure are listed by them (`figure_notices`): one definition for both.
+# Keys are the figures' names in URLs (`?figure=past`).
+FIGURE_CONDITIONS: dict[str, Q | None] = {
+    "notices": None,
+    "removed": Q(status=Notice.Status.REMOVED),
+    "within": Q(verdict_sql="within"),
+    "late": Q(verdict_sql="late"),
+    "pending": Q(verdict_sql="pending"),
+    "open": Q(status__in=OPEN),
+    "past": Q(status__in=OPEN) & Q(verdict_sql="late"),
+    "taken_down": Q(takedown_at__isnull=False),
+    "reappeared": Q(reappearance_count__gt=0),
+    "served_selectively": Q(served_selectively_count__gt=0),
+    "displaced": Q(is_displaced=True),
+    "server_gone": Q(takedown_at__isnull=False, removal_mechanism=Notice.RemovalMechanism.SERVER_GONE),
+}
+
+
 def unmeasured_condition() -> Q:
     """Notified notices outside every rate: `compliance.selectors`' definition."""
     return selectors.unmeasured_condition()
@@ -238,22 +258,22 @@ def aggregate_rows(qs: QuerySet[Notice], now: datetime, group_by: tuple[str, ...
     the notified notices `qs`: measured ones (their verdict is `selectors.verdict_expression`, the
     SQL twin of `compliance.rules.verdict`) and, counted apart, the rest."""
     measured = selectors.annotate_verdict(selectors.measured_notices(qs), now)
-    is_open = Q(status__in=OPEN)
+    figure = FIGURE_CONDITIONS
     counts = {
         "notices": Count("id"),
-        "removed": Count("id", filter=Q(status=Notice.Status.REMOVED)),
-        "within": Count("id", filter=Q(verdict_sql="within")),
-        "late": Count("id", filter=Q(verdict_sql="late")),
-        "pending": Count("id", filter=Q(verdict_sql="pending")),
-        "open": Count("id", filter=is_open),
-        "open_past_deadline": Count("id", filter=is_open & Q(verdict_sql="late")),
-        "taken_down": Count("id", filter=Q(takedown_at__isnull=False)),
-        "reappeared": Count("id", filter=Q(reappearance_count__gt=0)),
+        "removed": Count("id", filter=figure["removed"]),
+        "within": Count("id", filter=figure["within"]),
+        "late": Count("id", filter=figure["late"]),
+        "pending": Count("id", filter=figure["pending"]),
+        "open": Count("id", filter=figure["open"]),
+        "open_past_deadline": Count("id", filter=figure["past"]),
+        "taken_down": Count("id", filter=figure["taken_down"]),
+        "reappeared": Count("id", filter=figure["reappeared"]),
         "reappearances": Coalesce(Sum("reappearance_count"), 0),
-        "displaced": Count("id", filter=Q(is_displaced=True)),
-        "served_selectively": Count("id", filter=Q(served_selectively_count__gt=0)),
+        "displaced": Count("id", filter=figure["displaced"]),
+        "served_selectively": Count("id", filter=figure["served_selectively"]),
         "server_gone_provisional": Count("id", filter=provisional_condition(now)),
-        "oldest_open_notified_at": Min("notified_at", filter=is_open),
+        "oldest_open_notified_at": Min("notified_at", filter=figure["open"]),
         "next_change_at": Min(next_change_expression(now), filter=Q(verdict_sql="pending")),
     }
     for mechanism in MECHANISMS:
@@ -493,6 +513,47 @@ def period_metrics(
     rows = aggregate_rows(qs, now, ("hoster_id",))
     grouped = grouped_observations(selectors.measured_notices(qs), ("hoster_id", "regime", "deadline_s"))
     return build(period, now=now, rows=rows, grouped=grouped, with_charts=with_charts, regime=regime)
+
+
+# --- The notices behind a figure ----------------------------------------------------------------
+
+
+def figure_notices(
+    figure: str, *, hoster: Hoster, period: Period, now: datetime, notices: QuerySet[Notice], regime: str | None
+) -> QuerySet[Notice]:
+    """The measured notices of `hoster` that its figure `figure` (a key of FIGURE_CONDITIONS) counts,
+    from `notices` (a selector's queryset: scoping), oldest notification first; each with its
+    `verdict_sql` and `ttt_ms`."""
+    condition = FIGURE_CONDITIONS[figure]
+    qs = selectors.annotate_verdict(selectors.measured_notices(notices).filter(hoster=hoster), now).annotate(
+        ttt_ms=ttt_ms_expression()
+    )
+    qs = period.filter(qs)
+    if regime:
+        qs = qs.filter(regime=regime)
+    if condition is not None:
+        qs = qs.filter(condition)
+    return qs.order_by("notified_at", "id")
+
+
+OVERDUE_LIMIT = 100
+
+
+def open_past_deadline(
+    hoster: Hoster, period: Period, *, now: datetime, notices: QuerySet[Notice], regime: str | None = None
+) -> dict:
+    """Open notices of the hoster past their deadline without takedown (the verdict late), oldest
+    deadline first, at most OVERDUE_LIMIT (`more`: there are more). Uses the (status, deadline_at)
+    index."""
+    qs = selectors.annotate_verdict(
+        selectors.measured_notices(notices).filter(hoster=hoster, status__in=Notice.OPEN_STATUSES, deadline_at__lt=now),
+        now,
+    ).filter(verdict_sql="late")
+    qs = period.filter(qs)
+    if regime:
+        qs = qs.filter(regime=regime)
+    rows = list(qs.order_by("deadline_at", "id")[: OVERDUE_LIMIT + 1])
+    return {"rows": rows[:OVERDUE_LIMIT], "more": len(rows) > OVERDUE_LIMIT}
 
 
 # --- compliance_report and /api/v1/metrics/hosters/ ---------------------------------------------

@@ -6,14 +6,13 @@ One row per hoster over the notices notified in [from, to): the same rows as
 
 from __future__ import annotations
 
-import csv
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from compliance.models import Notice
-from reports import periods, scorecards
+from reports import exports, periods, scorecards
 
 
 class Command(BaseCommand):
@@ -52,16 +51,4 @@ class Command(BaseCommand):
         if format == "json":
             self.stdout.write(json.dumps(rows, indent=2))
             return
-        columns = scorecards.report_columns(all_columns=all_columns)
-        writer = csv.DictWriter(self.stdout, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _csv_value(v) for k, v in row.items()})
-
-
-def _csv_value(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    return value
+        exports.write_report_csv(self.stdout, rows, scorecards.report_columns(all_columns=all_columns))
