@@ -63,7 +63,7 @@ def parse_period(params, now) -> periods.Period | None:
 
 
 class HosterMetricsSerializer(serializers.Serializer):
-    """One row of `compliance_report`, with the figures beyond CONTRACT.md's after them."""
+    """One row of `compliance_report`, with the figures beyond the report's columns after them."""
 
     hoster = serializers.SlugField()
     notices = serializers.IntegerField(
@@ -198,7 +198,7 @@ class NoticeExportView(APIView):
         hoster = params.get("hoster") or None
         if hoster is not None and not SLUG.fullmatch(hoster):
             # Checked before the stream starts: a NUL byte reaching PostgreSQL mid-stream would
-            # break a response already sent as 200 (schemathesis found it).
+            # break a response already sent as 200.
             raise ValidationError({"hoster": ["a hoster slug: letters, digits, - and _"]})
         flt = exports.ExportFilter(
             period=parse_period(params, now),

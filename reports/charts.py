@@ -50,8 +50,8 @@ def _layout(**extra) -> dict:
 
 def figure(data: list[dict], layout: dict) -> dict:
     """A plotly.js figure spec. Built as plain dicts (plotly's JSON schema): plotly's Python
-    figure classes validate every property and cost ~0.3 s for a survival curve with a deadline
-    marker; the browser draws the same spec either way."""
+    figure classes validate every property, which makes a page with a survival curve visibly
+    slower (bench/README.md); the browser draws the same spec either way."""
     return {"data": data, "layout": layout, "config": CONFIG}
 
 

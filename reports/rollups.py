@@ -1,5 +1,5 @@
-"""Rollups: the pages' figures, kept fresh incrementally (issue 11: pages lag the checks by at most
-SCORECARD_ROLLUP_MAX_AGE, 60 s).
+"""Rollups: the pages' figures, kept fresh incrementally (pages lag the checks by at most
+SCORECARD_ROLLUP_MAX_AGE, 60 s by default).
 
 Two layers, both caches that can always be recomputed from the notices:
 
@@ -179,8 +179,8 @@ def compute_cells(days: set[date] | None, *, now: datetime) -> set[date] | None:
 
 
 def _insert(cells: list[RollupCell]) -> None:
-    """Write cells: COPY on PostgreSQL (a year's 100,000 cells: Django's multi-row INSERTs spent
-    minutes building their SQL), bulk_create elsewhere."""
+    """Write cells: COPY on PostgreSQL (for a year's cells Django's multi-row INSERTs spend far longer
+    building their SQL than COPY takes; bench/README.md), bulk_create elsewhere."""
     if connection.vendor != "postgresql":
         RollupCell.objects.bulk_create(cells, batch_size=500)
         return
@@ -317,7 +317,7 @@ def invalidate_all() -> None:
 
 def rebuild_all() -> None:
     """Forget every rollup and cell: the next pass of the drain, or the next page, recomputes them
-    all from the notices (a year's million notices: ~20 s on PostgreSQL)."""
+    all from the notices (a year's million notices take a while: bench/README.md)."""
     with transaction.atomic():
         RollupState.objects.all().delete()
         RollupCell.objects.all().delete()
@@ -543,7 +543,7 @@ def figures(
     rollup = ensure(period, now=now, regime=regime)
     result = _from_rollup(rollup, period, hosters=hosters, charts_for=charts_for, national_charts=national_charts)
     if not result.hosters and _has_measured(period, notices.filter(hoster__in=hosters), regime):
-        # Never "no notices" while there are some (issue 11): notices arrived since the last pass.
+        # Never "no notices" while there are some: notices arrived since the last pass.
         catch_up(now)
         rollup = refresh(period, now=now, regime=regime)
         result = _from_rollup(rollup, period, hosters=hosters, charts_for=charts_for, national_charts=national_charts)

@@ -89,7 +89,7 @@ class Milliseconds(Func):
 
 
 def ttt_ms_expression() -> Milliseconds:
-    """Time to takedown in milliseconds, rounded up (CONTRACT: takedown_at - notified_at)."""
+    """Time to takedown in milliseconds, rounded up: takedown_at - notified_at (docs/terms.md)."""
     return Milliseconds(F("notified_at"), F("takedown_at"))
 
 
@@ -558,7 +558,8 @@ def open_past_deadline(
 
 # --- compliance_report and /api/v1/metrics/hosters/ ---------------------------------------------
 
-# CONTRACT.md's columns, in order; the API adds the rest of HosterMetrics after them.
+# The columns of `compliance_report` (README, "Commands"), in order; the API adds the rest of
+# HosterMetrics after them.
 REPORT_COLUMNS = [
     "hoster",
     "notices",
@@ -571,7 +572,7 @@ REPORT_COLUMNS = [
     "median_ttt_s",
     "p90_ttt_s",
     "km_median_ttt_s",
-    # Added with issue 11: the regime filter, and what is counted apart from the rates.
+    # The regime filtered to, and what is counted apart from the rates.
     "regime",
     "taken_down",
     "reappeared",
@@ -589,7 +590,7 @@ def report_rows(
     return period_metrics(period, now=now, notices=notices, hosters=hosters, regime=regime).hosters
 
 
-# Figures beyond CONTRACT.md's, in `--all-columns` and in the API.
+# Figures beyond the report's columns, in `--all-columns` and in the API.
 EXTRA_COLUMNS = [
     "name",
     "compliance_rate_low",

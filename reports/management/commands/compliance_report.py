@@ -1,4 +1,4 @@
-"""compliance_report [--format json|csv] [--from ISO] [--to ISO] [--regime R] (CONTRACT.md).
+"""compliance_report [--format json|csv] [--from ISO] [--to ISO] [--regime R] (README, "Commands").
 
 One row per hoster over the notices notified in [from, to): the same rows as
 `/api/v1/metrics/hosters/`, from the same implementation (reports.scorecards).
