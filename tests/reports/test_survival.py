@@ -94,7 +94,7 @@ def test_percentiles_by_hand():
 
 
 def test_a_median_is_never_below_the_observations_it_is_made_of():
-    # Issue 11: a true 4.5 s was reported as 4.0 s when times were truncated to whole seconds.
+    # Truncating to whole seconds would report a true 4.5 s as 4.0 s: below the observation.
     assert survival.takedown_percentiles(Grouped.from_durations([4500], [1])) == [4.5, 4.5]
     assert survival.takedown_percentiles(Grouped.from_durations([4501], [1])) == [4.6, 4.6]
     assert survival.takedown_percentiles(Grouped.from_durations([4001, 4002], [1, 1])) == [4.1, 4.1]
