@@ -117,7 +117,7 @@ def test_seconds_up_rounds_milliseconds_up_to_a_tenth(ms, seconds):
 )
 def test_percentile_is_numpys_linear_method(values, p):
     # numpy's interpolation differs from PostgreSQL's in the last bits (it computes b - (b-a)(1-t)
-    # above t = 0.5), so compare within the rounding to 0.1 s; test_metrics proves the identity
+    # above t = 0.5), so compare within the rounding to 0.1 s; test_scorecards proves the identity
     # with PostgreSQL's percentile_cont, whose formula a + t (b - a) we use.
     # Values are milliseconds; the percentile is in seconds rounded up to 0.1 s: never below the
     # interpolated value, at most 0.1 s above it.
