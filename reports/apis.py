@@ -120,11 +120,8 @@ class HosterMetricsView(APIView):
         regime = parse_regime(request.query_params)
         hosters = selectors.hosters_visible_to(request.user)
         notices = selectors.notices_visible_to(request.user)
-        if period.kind == "custom":
-            # from/to (or nothing): computed on the spot, exactly as compliance_report does.
-            result = scorecards.period_metrics(period, now=now, notices=notices, hosters=hosters, regime=regime)
-        else:
-            result = rollups.figures(period, now=now, hosters=hosters, notices=notices, regime=regime)
+        # Named periods from their rollups; from/to (or nothing) computed on the spot, as compliance_report.
+        result = rollups.figures(period, now=now, hosters=hosters, notices=notices, regime=regime)
         rows = [scorecards.report_row(m, all_columns=True) for m in result.hosters]
         response = Response(rows)
         response["X-Methodology-Version"] = result.methodology_version

@@ -98,7 +98,8 @@ class Period:
         return params
 
 
-def _midnight(day: date) -> datetime:
+def midnight(day: date) -> datetime:
+    """The start of a local day (Europe/Amsterdam)."""
     return datetime.combine(day, time.min, tzinfo=local_tz())
 
 
@@ -116,7 +117,7 @@ def resolve(key: str | None, now: datetime) -> Period:
     if key in ROLLING_DAYS:
         days = ROLLING_DAYS[key]
         today = now.astimezone(local_tz()).date()
-        return Period(key, _midnight(today - timedelta(days=days)), None, _("last %(days)d days") % {"days": days})
+        return Period(key, midnight(today - timedelta(days=days)), None, _("last %(days)d days") % {"days": days})
     if key == "all":
         return Period(key, None, None, _("all time"))
     if m := _YEAR.match(key):
@@ -144,7 +145,7 @@ def parse_bound(text: str | None, name: str) -> datetime | None:
             day = parse_date(text)
             if day is None:
                 raise ValueError
-            moment = _midnight(day)
+            moment = midnight(day)
     except ValueError:
         raise PeriodError(f"{name}: {text!r} is not an ISO 8601 date or date and time") from None
     moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=local_tz())

@@ -84,10 +84,6 @@ def local_day(moment: datetime) -> date:
     return moment.astimezone(periods.local_tz()).date()
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), tzinfo=periods.local_tz())
-
-
 def _days_condition(days: set[date]) -> Q:
     """Notices notified on any of `days` (local), as few notified_at ranges as possible."""
     condition = Q(pk__in=[])
@@ -97,9 +93,8 @@ def _days_condition(days: set[date]) -> Q:
         j = i
         while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + timedelta(days=1):
             j += 1
-        condition |= Q(
-            notified_at__gte=_midnight(ordered[i]), notified_at__lt=_midnight(ordered[j] + timedelta(days=1))
-        )
+        first, end = periods.midnight(ordered[i]), periods.midnight(ordered[j] + timedelta(days=1))
+        condition |= Q(notified_at__gte=first, notified_at__lt=end)
         i = j + 1
     return condition
 
@@ -292,7 +287,7 @@ def catch_up(now: datetime | None = None) -> set[date] | None:
 def _mark_stale(days: set[date]) -> None:
     if not days:
         return
-    first, last = _midnight(min(days)), _midnight(max(days) + timedelta(days=1))
+    first, last = periods.midnight(min(days)), periods.midnight(max(days) + timedelta(days=1))
     Rollup.objects.filter(Q(start__isnull=True) | Q(start__lt=last), Q(end__isnull=True) | Q(end__gt=first)).update(
         is_stale=True
     )
