@@ -33,10 +33,11 @@ EXPORT_TARGET_ROWS_S = 100_000
 FLAT_MEMORY_MB = 50
 
 
-def _env() -> dict[str, str]:
+def _env(database_url: str = DATABASE_URL) -> dict[str, str]:
+    """The environment of a benchmark's child processes: production-like settings on `database_url`."""
     return {
         **os.environ,
-        "DATABASE_URL": DATABASE_URL,
+        "DATABASE_URL": database_url,
         "SECRET_KEY": "bench-only",
         "DEBUG": "off",
         "ALLOWED_HOSTS": "testserver",
@@ -47,10 +48,10 @@ def _env() -> dict[str, str]:
     }
 
 
-def _create_database() -> None:
+def _create_database(database_url: str = DATABASE_URL) -> None:
     import psycopg
 
-    base, _slash, name = DATABASE_URL.rpartition("/")
+    base, _slash, name = database_url.rpartition("/")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:

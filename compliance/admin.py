@@ -119,6 +119,7 @@ def withdraw(modeladmin, request, queryset):
         {
             **modeladmin.admin_site.each_context(request),
             "title": _("Withdraw notices"),
+            "action": "withdraw",
             "form": form,
             "notices": queryset,
             "opts": modeladmin.model._meta,
@@ -274,6 +275,7 @@ def set_attribution(modeladmin, request, queryset):
         {
             **modeladmin.admin_site.each_context(request),
             "title": _("Set the origin hoster"),
+            "action": "set_attribution",
             "form": form,
             "notices": queryset,
             "opts": modeladmin.model._meta,
