@@ -1,7 +1,9 @@
 """Compliance metrics per hoster and period: aggregates in SQL -> dataclasses.
 
 One implementation feeds everything: `compliance_report`, `/api/v1/metrics/hosters/`, the league
-table, the scorecards, the "below the bar" list and the rollups behind them.
+table, the scorecards, the "below the bar" list and the rollups behind them. What each figure
+counts is written once (`FIGURE_CONDITIONS`): the counts use it, and so does the list of the
+notices behind a figure (`figure_notices`).
 
 Two SQL queries per period (both over measured notices, `compliance.selectors.measured_notices`):
 1. one aggregate per hoster: notices, removed, within, late, pending, open, reappearances, ...

@@ -1,5 +1,7 @@
 """Pages: the league table, one hoster's scorecard, the notices behind a figure, "below the bar",
-and the methodology. Parse input, call selectors/rollups, render. Scoping is compliance.selectors'.
+and the methodology. Parse input (`Period.parse`, the regime), call one of rollups, scorecards or
+ranking, render; values are written by reports.display, files by reports.exports. Scoping is
+compliance.selectors'.
 
 Roles (docs/methodology.md, "Who sees what"): analysts, ministry and researchers see every hoster
 and the national totals; a hoster user sees its own scorecard only (another hoster's is 404) and a
