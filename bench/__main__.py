@@ -6,16 +6,16 @@ import sys
 import time
 from pathlib import Path
 
-# name -> module in this package with a run() -> dict function
+# name -> module in this package with a run() -> dict function (targets: bench/README.md)
 BENCHMARKS = {
-    "import": "bench.import_bench",  # issue 2: 100,000-row CSV on SQLite, well under 30 s
-    "attribution": "bench.attribution_bench",  # issue 3: 160,000 notices on 2,000 host names, under 60 s
-    "scorecards": "bench.scorecards_bench",  # issue 5: league table and scorecard < 1 s, CSV >= 100k rows/s
-    "notifications": "bench.notifications_bench",  # issue 6: >= 100 notice e-mails/s to a loopback SMTP server
-    "monitor": "bench.monitor_bench",  # issue 4: 20,000 checks through the pipeline, >= 0.5 of bare aiohttp
-    "exports": "bench.exports_bench",  # issue 14: peak memory of CSV, JSON Lines and Parquet exports at 1M rows
-    "probes": "bench.probes_bench",  # issue 13: the same 20,000 checks through 1 and 2 probes, 1 probe >= 0.7 of local
-    "evidence": "bench.evidence_bench",  # issue 14: verify_evidence at 1M notices, fast enough nightly
+    "import": "bench.import_bench",  # a 100,000-row CSV on SQLite
+    "attribution": "bench.attribution_bench",  # 160,000 notices on 2,000 host names
+    "scorecards": "bench.scorecards_bench",  # league table, scorecard, page lag and CSV rate at 1M notices
+    "notifications": "bench.notifications_bench",  # notice e-mails to a loopback SMTP server
+    "monitor": "bench.monitor_bench",  # 20,000 checks through the pipeline, against bare aiohttp
+    "exports": "bench.exports_bench",  # peak memory of CSV, JSON Lines and Parquet exports at 1M rows
+    "probes": "bench.probes_bench",  # the same 20,000 checks locally, through 1 and through 2 probes
+    "evidence": "bench.evidence_bench",  # verify_evidence at 1M notices
 }
 
 

@@ -4,7 +4,7 @@
 
 Timed: `manage.py verify_evidence` end to end in a process of its own (what a nightly job runs),
 and the digest (`record_digest`: the cut-offs and every chain's head, without a TSA). Target: the
-nightly verification in well under an hour on this 2-core machine (issue 14: "fast enough nightly").
+nightly verification in well under an hour on this 2-core machine (fast enough for a nightly job).
 
 `python -m bench evidence`.
 """

@@ -1,4 +1,4 @@
-"""Peak memory of the notice exports, per format, at 1,000,000 rows (issue 14: flat-memory exports).
+"""Peak memory of the notice exports, per format, at 1,000,000 rows: exports keep memory flat.
 
 Data: the scorecards benchmark's 1,000,000 notices (bench/scorecards_data.py, generated once and
 reused) in PostgreSQL (`BENCH_EXPORTS_DATABASE_URL`, default the scorecards' `bench_scorecards`,
@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench import scorecards_bench  # the environment and database helpers
+
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_URL = os.environ.get(
     "BENCH_EXPORTS_DATABASE_URL",
@@ -41,26 +43,11 @@ PARQUET_EARLY_BYTES = 4_000_000
 
 
 def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": DATABASE_URL,
-        "SECRET_KEY": "bench-only",
-        "DEBUG": "off",
-        "ALLOWED_HOSTS": "testserver",
-        "SECURE_SSL_REDIRECT": "off",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
+    return scorecards_bench._env(DATABASE_URL)
 
 
 def _create_database() -> None:
-    import psycopg
-
-    base, _slash, name = DATABASE_URL.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+    scorecards_bench._create_database(DATABASE_URL)
 
 
 def _inner(*args: str) -> dict:

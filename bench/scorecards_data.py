@@ -118,7 +118,7 @@ def generate(log=print) -> dict:
         # Notice.timeline's rule in SQL: the rows are generated inside the database.
         "deadline_at": "s.notified_at + make_interval(secs => s.deadline_s)",
         "settles_at": "s.notified_at + make_interval(secs => 2 * s.deadline_s)",
-        # The 24 h covenant; the shorter deadlines are removal orders (issue 11: regimes).
+        # The 24 h covenant; the shorter deadlines are removal orders (regimes).
         "regime": "CASE WHEN s.deadline_s = 86400 THEN 'covenant' ELSE 'order' END",
         "status": "s.status",
         "hoster": "(%(ids)s::bigint[])[s.hix + 1]",

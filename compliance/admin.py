@@ -119,6 +119,7 @@ def withdraw(modeladmin, request, queryset):
         {
             **modeladmin.admin_site.each_context(request),
             "title": _("Withdraw notices"),
+            "action": "withdraw",
             "form": form,
             "notices": queryset,
             "opts": modeladmin.model._meta,
@@ -274,6 +275,7 @@ def set_attribution(modeladmin, request, queryset):
         {
             **modeladmin.admin_site.each_context(request),
             "title": _("Set the origin hoster"),
+            "action": "set_attribution",
             "form": form,
             "notices": queryset,
             "opts": modeladmin.model._meta,
@@ -433,7 +435,7 @@ class MembershipAdmin(admin.ModelAdmin):
 from django_otp.plugins.otp_static.models import StaticDevice  # noqa: E402
 from django_otp.plugins.otp_totp.models import TOTPDevice  # noqa: E402
 
-# The analysts' dispute queue, notice e-mails and the audit trail (issue 6).
+# The analysts' dispute queue, notice e-mails and the audit trail.
 from compliance.portal import admin as _portal_admin  # noqa: E402, F401
 
 for _model in (TOTPDevice, StaticDevice):

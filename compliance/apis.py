@@ -178,7 +178,7 @@ class NoticeSerializer(serializers.ModelSerializer):
 
 class NoticeDetailSerializer(NoticeSerializer):
     checks = CheckSerializer(many=True, read_only=True)
-    attributions = serializers.SerializerMethodField()  # issue 3: the attribution evidence
+    attributions = serializers.SerializerMethodField()  # the attribution evidence (compliance/serializers.py)
 
     class Meta(NoticeSerializer.Meta):
         fields = [*NoticeSerializer.Meta.fields, "checks", "attributions"]

@@ -43,6 +43,8 @@ from django.apps import apps
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from compliance import bulk
+
 GENESIS = "0" * 64
 DIGEST_VERSION = 1
 
@@ -203,8 +205,8 @@ def lock_heads(chain: Chain, keys: Iterable) -> dict:
                 f"SELECT id, {column} FROM {table} WHERE id = ANY(%b) ORDER BY id FOR UPDATE", [keys], binary=True
             )
             return {k: h or GENESIS for k, h in raw}
-    for i in range(0, len(keys), 900):
-        qs = notice.objects.filter(pk__in=keys[i : i + 900]).order_by("pk")
+    for chunk in bulk.chunks(keys):
+        qs = notice.objects.filter(pk__in=chunk).order_by("pk")
         if connection.features.has_select_for_update:
             qs = qs.select_for_update()
         heads.update((k, h or GENESIS) for k, h in qs.values_list("pk", chain.head_field))

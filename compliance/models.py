@@ -1,6 +1,6 @@
 """The domain: hosters and their networks, notices, and who may see what.
 
-Terms follow CONTRACT.md: a *notice* is one reported URL sent to a hoster at `notified_at`; its
+Terms follow docs/terms.md: a *notice* is one reported URL sent to a hoster at `notified_at`; its
 *deadline* is `notified_at + deadline_s`; a *takedown* is confirmed absence, timed by `takedown_at`
 (first observation of the confirming offline streak) with `last_online_at` (the last observation
 that still saw it) giving the measurement's precision.
@@ -33,12 +33,13 @@ sha256_validator = RegexValidator(r"^[0-9a-f]{64}$", _("a SHA-256 is 64 lower-ca
 
 
 # --- Evidence is append-only -----------------------------------------------------------------------
-# Checks, attributions, RDAP records (monitor/models.py), delivery and audit events (below) are
+# Checks, attributions, RDAP records, delivery and audit events (all below) are
 # written once and never changed or deleted. Three layers keep them so:
 # 1. the ORM: `save()` of an existing row, `delete()`, and queryset `update()`/`delete()` raise
 #    AppendOnlyError (here);
 # 2. the database: triggers refuse UPDATE and DELETE whoever sends them, raw SQL included
-#    (compliance/migrations/0007_evidence_append_only.py, monitor/migrations/0007_...);
+#    (compliance/triggers.py, installed by compliance/migrations/0011_evidence_chains.py and
+#    monitor/migrations/0008_evidence_chains.py);
 # 3. the hash chains (compliance/evidence.py): an owner who drops the triggers and edits a row is
 #    found by `verify_evidence`.
 
@@ -358,8 +359,8 @@ class Notice(models.Model):
             models.CheckConstraint(
                 condition=Q(repeat_of__isnull=True) | Q(status=rules.REPEAT), name="notice_repeat_has_repeat_status"
             ),
-            # Issue 14: a year-1 notified_at was stored on PostgreSQL as a BC timestamp no reader
-            # could load, and every page, report and drain over it failed.
+            # Readable times only: a year-1 notified_at would be stored on PostgreSQL as a BC
+            # timestamp no reader could load, and every page, report and drain over it would fail.
             models.CheckConstraint(
                 condition=Q(notified_at__isnull=True)
                 | Q(notified_at__gte=NOTIFIED_AT_FLOOR, notified_at__lt=NOTIFIED_AT_CEILING),
@@ -385,7 +386,7 @@ class Notice(models.Model):
             models.Index(fields=["notified_at"], name="notice_notified"),
             models.Index(fields=["status", "deadline_at"], name="notice_status_deadline"),
             # A hoster's open notices by deadline: the portal's list and the scorecard's overdue list
-            # (288 ms -> 4 ms for the biggest hoster of the 1M-notice benchmark on PostgreSQL).
+            # (many times faster for the biggest hoster with it: bench/README.md has the figures).
             models.Index(
                 fields=["hoster", "deadline_at"],
                 condition=Q(status__in=list(rules.OPEN_STATUSES)),
@@ -433,7 +434,7 @@ class Notice(models.Model):
 
     @property
     def ttt_s(self) -> float | None:
-        """Time to takedown in seconds (CONTRACT.md), rounded up to the millisecond: never below
+        """Time to takedown in seconds (docs/terms.md), rounded up to the millisecond: never below
         `takedown_at - notified_at`, which is an observation (rules.seconds_up)."""
         if self.takedown_at and self.notified_at:
             return rules.seconds_up(self.takedown_at - self.notified_at)
@@ -505,7 +506,7 @@ class Membership(models.Model):
         return f"{self.user} ({self.get_role_display()})"
 
 
-# --- The hosters' response, notices by e-mail, and the audit trail (issue 6: portal) -------------
+# --- The hosters' response, notices by e-mail, and the audit trail -----------------------------
 # docs/portal.md and docs/access-control.md describe them; compliance/notifications.py sends the
 # e-mails, compliance/audit.py records the trail.
 

@@ -16,9 +16,9 @@ ONLINE, REMOVED, TRANSIENT, REFUSED, NO_EVIDENCE = "online", "removed", "transie
 
 # A notice's statuses: the values of Notice.Status (built from these). `online` and `removed` are
 # the same words as the outcomes. Open: the monitor waits for a takedown. `removed`: a takedown
-# confirmed, watched for reappearance. Unmeasured, never a measurement of their own (CONTRACT: only
-# measurements count): a repeat notice of an open one, a notice an analyst withdrew (sent in error),
-# and `unresolvable`, only ever given to a notice without a hoster.
+# confirmed, watched for reappearance. Unmeasured, never a measurement of their own (only
+# measurements count: docs/methodology.md): a repeat notice of an open one, a notice an analyst
+# withdrew (sent in error), and `unresolvable`, only ever given to a notice without a hoster.
 PENDING, REAPPEARED = "pending", "reappeared"
 REPEAT, WITHDRAWN, UNRESOLVABLE = "repeat", "withdrawn", "unresolvable"
 OPEN_STATUSES = (PENDING, ONLINE, REAPPEARED)
@@ -88,6 +88,10 @@ def is_provisional(*, removal_mechanism: str, takedown_at: datetime | None, sett
 
 # Evidence classes (see above).
 ABSENT, UNREACHABLE, ANSWERED, NEUTRAL = "absent", "unreachable", "answered", "neutral"
+# An answer that refuses the content to this requester (no evidence either way, but with several
+# vantages, the content seen from another right after it is selective serving).
+BLOCKED = "blocked"
+BLOCKING_REASONS = frozenset({"http_401", "http_403"})
 
 # Reasons of a failure before any response: the only ones that can add up to "server gone".
 NETWORK_REASONS = frozenset(
@@ -152,7 +156,7 @@ class Timing:
     annulled_takedowns: int = 0
     # Vantage points (methodology 2.1): which vantages saw the current offline / unreachable streak,
     # the last observation's vantage and evidence class, and selective serving (content seen from
-    # one vantage right after another saw it absent or answered without it).
+    # one vantage right after another saw it absent or was refused it: 401, 403).
     offline_vantages: str = ""
     unreachable_vantages: str = ""
     last_vantage: str = ""
@@ -243,7 +247,7 @@ def apply_check(
     configured (`rules.vantages`; see `_several` for checks from others): a takedown is confirmed
     only once absence was seen from two of them; server gone needs the unreachable streak seen from
     every one; and content seen from one
-    vantage right after another saw it absent or answered without it is *selective serving*: counted
+    vantage right after another saw it absent or was refused it (401, 403) is *selective serving*: counted
     (`served_selectively_count`, first at `served_selectively_at`), never a takedown.
 
     `notified_at` dates the settling of a server-gone takedown (`settles_at`; None: not notified
@@ -261,8 +265,11 @@ def apply_check(
         return Timing(**s)
     kind = evidence(outcome, reason, has_hoster=has_hoster)
     previous_vantage, previous_kind = s["last_vantage"], s["last_evidence"]
-    s.update(last_vantage=vantage, last_evidence=kind)
-    if kind == ONLINE and previous_kind in (ABSENT, ANSWERED) and previous_vantage != vantage:
+    # Kept as the last evidence: the class, except that a refusal to serve (401, 403) is told apart
+    # from other answers without the content (429, 5xx, stalls): those are a flaky server's, not a
+    # hoster hiding the content from one vantage.
+    s.update(last_vantage=vantage, last_evidence=BLOCKED if reason in BLOCKING_REASONS else kind)
+    if kind == ONLINE and previous_kind in (ABSENT, BLOCKED) and previous_vantage != vantage:
         # Seen here right after another vantage saw it gone or was refused it: served selectively.
         s["served_selectively_count"] += 1
         s["served_selectively_at"] = s["served_selectively_at"] or at

@@ -1,4 +1,4 @@
-"""The OpenAPI schema's error answers: every status code the API can give is documented (issue 14).
+"""The OpenAPI schema's error answers: every status code the API can give is documented.
 
 drf-spectacular documents what a view's `extend_schema` names. The errors that DRF and the shared
 permission give on every endpoint are added here once, so that no endpoint can forget one:

@@ -104,7 +104,7 @@ def hosters_visible_to(user) -> QuerySet[Hoster]:
 
 
 # --- Reports: who sees which figures (reports app) -----------------------------------------------
-# Added by the reports engineer (issue 5). Scoping decisions for scorecards and exports live here
+# Scoping decisions for scorecards and exports live here
 # beside the ones above, so that pages, API and exports cannot disagree.
 
 
@@ -127,7 +127,7 @@ def url_mode(user) -> str:
     return "raw" if can_see_urls(user) else "hash"
 
 
-# --- The hosters' portal, disputes, notice e-mails and the audit trail (issue 6) ----------------
+# --- The hosters' portal, disputes, notice e-mails and the audit trail -------------------------
 # Each starts from notices_visible_to / role_of above: no read below widens what a user may see.
 
 

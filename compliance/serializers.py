@@ -1,4 +1,4 @@
-"""The attribution evidence of a notice, as the API shows it (issue 3).
+"""The attribution evidence of a notice, as the API shows it.
 
 Role rules (compliance/selectors.py decides the role; the table per field is in
 docs/access-control.md): analysts see everything. Ministry users and researchers see no host

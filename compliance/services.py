@@ -284,7 +284,7 @@ def _notice_values(data: NoticeInput, *, source: str, now: datetime) -> dict[str
     """Field values (by attname) of a new notice from validated input."""
     notified_at = data.notified_at
     if notified_at is None and not settings.NOTIFY_BY_EMAIL:
-        notified_at = now  # CONTRACT: default notified_at is the import time
+        notified_at = now  # the default notified_at is the import time (README)
     deadline_s = data.deadline_s or settings.COMPLIANCE_DEADLINE
     return {
         "url": data.url.url,

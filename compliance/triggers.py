@@ -117,6 +117,18 @@ def install(connection, tables: Iterable[str] | None = None) -> None:
                 cursor.execute(sql)
 
 
+def drop(connection, tables: Iterable[str]) -> None:
+    """Remove the triggers of `tables` (a migration about to chain their existing rows; `install`
+    puts them back)."""
+    with connection.cursor() as cursor:
+        for table in tables:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+            elif connection.vendor == "sqlite":
+                cursor.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
+                cursor.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
+
+
 def install_all(**kwargs) -> None:
     """post_migrate: re-install on the database just migrated."""
     install(connections[kwargs.get("using", "default")])

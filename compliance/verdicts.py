@@ -37,7 +37,7 @@ def is_measured(*, status: str, hoster_id: int | None) -> bool:
 
 def unmeasured_condition() -> Q:
     """`not is_measured(...)` in SQL: a repeat, a withdrawn notice, or an unresolvable one without a
-    hoster. A notice with a hoster always counts for it (CONTRACT: counting)."""
+    hoster. A notice with a hoster always counts for it (docs/methodology.md: which notices count)."""
     return Q(status__in=(REPEAT, WITHDRAWN)) | Q(status=UNRESOLVABLE, hoster_id__isnull=True)
 
 

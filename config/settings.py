@@ -1,7 +1,7 @@
 """Settings for the takedown compliance monitor.
 
 Every environment variable the product reads is read here, and only here. The README's
-configuration table and `.env.example` list them; CONTRACT.md pins the public ones.
+configuration table and `.env.example` list them; the names there are public: users rely on them.
 """
 
 from __future__ import annotations

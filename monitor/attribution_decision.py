@@ -1,7 +1,7 @@
 """The attribution decision (pure): a host name's addresses and their routing data -> who hosts it.
 
 No ORM, no I/O: monitor/attribution_drain.py gathers the answers (monitor/dns.py, asn.py) and the
-registered networks, calls `decide`, and writes the evidence. The rules (CONTRACT.md, issue 3):
+registered networks, calls `decide`, and writes the evidence. The rules (docs/attribution.md):
 
 1. Per address: the most specific registered prefix (`HosterPrefix`) that contains it names the
    hoster. Otherwise the origin ASN of the most specific routed prefix (Team Cymru): a registered

@@ -196,6 +196,11 @@ def _readable_rows(ids: list[int], *, now: datetime) -> list[tuple]:
     return rows
 
 
+def _store_attribution_heads(heads: dict[int, str]) -> None:
+    if heads:
+        evidence.store_heads(Attribution.evidence_chain, heads, appended=len(heads))
+
+
 def _update_notices(columns: tuple[str, ...], rows: list[tuple[tuple, int]], *, lease_until=None) -> None:
     """`UPDATE notice SET <columns> WHERE id = ?` for many rows with one prepared statement.
 
@@ -220,6 +225,30 @@ def _update_notices(columns: tuple[str, ...], rows: list[tuple[tuple, int]], *, 
         guard = bulk.adapt(bulk.adapters([Notice._meta.get_field("next_attribution_at")], connection), [lease_until])
     shared: dict = {}  # the rows share a few datetimes: each adapted once
 
+    if connection.vendor == "postgresql" and "attribution_chain_head" in columns:
+        # A value per row (the chain head): one `UPDATE ... FROM unnest(<one array per column>)`,
+        # server-side binding in binary, as monitor/check_drain.py writes the notices' state.
+        import psycopg
+
+        types = ["bigint", *(f.cast_db_type(connection) for f in fields)]
+        names = ["id", *(f.column for f in fields)]
+        unnest = ", ".join(f"%b::{t}[]" for t in types)
+        sets = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields)
+        statement = (
+            f"UPDATE {quote(Notice._meta.db_table)} AS n SET {sets} FROM unnest({unnest}) AS v({', '.join(names)})"
+            " WHERE n.id = v.id"
+        )
+        params = [
+            [pk for _values, pk in rows],
+            *(list(col) for col in zip(*(values for values, _pk in rows), strict=True)),
+        ]
+        if lease_until is not None:
+            statement += f" AND n.{quote('next_attribution_at')} = %b"
+            params.append(lease_until)
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as raw:
+            raw.execute(statement, params, binary=True)
+        return
     if connection.vendor == "postgresql":
         # One statement per distinct set of values, the ids as one array parameter: PostgreSQL
         # runs 10,000 single-row UPDATEs several times slower than one UPDATE of 10,000 rows.
@@ -424,24 +453,36 @@ def _write(
                 if plan.close:
                     closes.append(notice.id)
 
-        insert_attributions(rows)
-        by_columns: dict[tuple[str, ...], list[tuple[tuple, int]]] = defaultdict(list)
-        for values, ids in updates.items():
-            columns = (*(k for k, _v in values), "updated_at")
-            row_values = (*(v for _k, v in values), now)
-            by_columns[columns].extend((row_values, pk) for pk in ids)
-        for columns, rows_of_columns in by_columns.items():
-            _update_notices(columns, rows_of_columns, lease_until=lease_until)
-        for chunk in bulk.chunks(closes):
-            # Unresolvable at notice time: no measurement. Only a notice nothing has observed yet, and
-            # only without a hoster: a notice with one counts for it (decided as a 404 at its first check).
-            (
-                Notice.objects.filter(id__in=chunk, status=Notice.Status.PENDING, hoster_id__isnull=True)
-                .exclude(
-                    id__in=Check.objects.filter(notice_id__in=chunk, resolved_ip__isnull=False).values("notice_id")
-                )
-                .update(status=Notice.Status.UNRESOLVABLE, next_check_at=None, updated_at=now)
-            )
+        _store(rows, updates, closes, now=now, lease_until=lease_until)
+
+
+def _store(
+    rows: list[dict], updates: dict[tuple, list[int]], closes: list[int], *, now: datetime, lease_until: datetime
+) -> None:
+    """Write a batch's plans (inside `_write`'s transaction): the attribution rows, the notices' new
+    values (with their chains' new heads), and the notices closed as unresolvable."""
+    # The attribution chains' new heads go out with the notices' own update (one write each).
+    heads = insert_attributions(rows, store_heads=False)
+    by_columns: dict[tuple[str, ...], list[tuple[tuple, int]]] = defaultdict(list)
+    for values, ids in updates.items():
+        columns = (*(k for k, _v in values), "updated_at")
+        row_values = (*(v for _k, v in values), now)
+        for pk in ids:
+            if pk in heads:
+                by_columns[(*columns, "attribution_chain_head")].append(((*row_values, heads.pop(pk)), pk))
+            else:
+                by_columns[columns].append((row_values, pk))
+    for columns, rows_of_columns in by_columns.items():
+        _update_notices(columns, rows_of_columns, lease_until=lease_until)
+    _store_attribution_heads(heads)  # rows whose notice had no update of its own (none today)
+    for chunk in bulk.chunks(closes):
+        # Unresolvable at notice time: no measurement. Only a notice nothing has observed yet, and
+        # only without a hoster: a notice with one counts for it (decided as a 404 at its first check).
+        (
+            Notice.objects.filter(id__in=chunk, status=Notice.Status.PENDING, hoster_id__isnull=True)
+            .exclude(id__in=Check.objects.filter(notice_id__in=chunk, resolved_ip__isnull=False).values("notice_id"))
+            .update(status=Notice.Status.UNRESOLVABLE, next_check_at=None, updated_at=now)
+        )
 
 
 def _rdap_for(chosen: list[attribution_decision.Candidate], *, now: datetime) -> dict[str, dict]:
@@ -593,17 +634,19 @@ def _plan_one(
     return _Plan(tuple(sorted(values.items())), row=row)
 
 
-def insert_attributions(rows: list[dict]) -> None:
+def insert_attributions(rows: list[dict], *, store_heads: bool = True) -> dict[int, str]:
     """Insert evidence rows (values by attname): COPY on PostgreSQL, one prepared statement
-    (executemany) on SQLite.
+    (executemany) on SQLite. Returns the notices' new attribution chain heads; with
+    `store_heads=False` the caller writes them (the drain, with the notices' own update: a second
+    UPDATE of each notice cost as much as the first).
 
     bulk_create spends most of a 10,000-row batch compiling SQL for 20 columns in chunks (SQLite's
     parameter cap) and adapting the same JSON again for every row; the rows of one host name share
     their JSON values, which are encoded once here. Insert only: the rows are append-only
-    evidence (monitor/models.py).
+    evidence (compliance/models.py).
     """
     if not rows:
-        return
+        return {}
     connection = transaction.get_connection()
     is_postgres = connection.vendor == "postgresql"
     fields = [f for f in Attribution._meta.concrete_fields if not f.primary_key]
@@ -612,10 +655,14 @@ def insert_attributions(rows: list[dict]) -> None:
     defaults = dict(zip(raw_defaults, bulk.adapt(adapt_to, raw_defaults.values()), strict=True))
     # Chained per notice (compliance/evidence.py); the caller holds the notices' row locks.
     chain = Attribution.evidence_chain
-    key = chain.fields.index("notice_id")
-    hashes = evidence.append_rows(
-        chain, [[row.get(a, raw_defaults[a]) for a in chain.fields] for row in rows], key=lambda r: r[key]
-    )
+    notice_at = chain.fields.index("notice_id")
+    chained = [[row.get(a, raw_defaults[a]) for a in chain.fields] for row in rows]
+    if store_heads:
+        hashes = evidence.append_rows(chain, chained, key=lambda r: r[notice_at])
+    else:
+        current = evidence.lock_heads(chain, {r[notice_at] for r in chained})
+        hashes = evidence.link_rows(chain, chained, current, key=lambda r: r[notice_at])
+    heads = {r[notice_at]: h for r, h in zip(chained, hashes, strict=True)}
     rows = [{**row, "chain_hash": h} for row, h in zip(rows, hashes, strict=True)]
     # JSON, addresses, times: the same values recur for every notice of a host name, adapted once.
     shared: dict = {}
@@ -635,3 +682,4 @@ def insert_attributions(rows: list[dict]) -> None:
         else:
             placeholders = ", ".join(["%s"] * len(fields))
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", params)
+    return heads

@@ -2,10 +2,10 @@
 
 The check drain (monitor/check_drain.py) calls, per claimed chunk:
 
-    plan = dispatch.Plan.now()             # the vantages that may take checks now
-    dispatch.assign(claimed, plan)          # sets each Claimed.vantage
-    local, remote = dispatch.split(claimed)
-    dispatch.publish(remote, token=..., start_by=...)   # one message per probe vantage
+    plan = check_dispatch.Plan.now()               # the vantages that may take checks now
+    check_dispatch.assign(claimed, plan)            # sets each Claimed.vantage
+    local, remote = check_dispatch.split(claimed, plan)
+    check_dispatch.publish(remote, token=..., start_by=...)   # one message per probe vantage
 
 1. **Rotation.** A notice's next check goes to the first available vantage after the vantage of
    its latest check, in the order of `MONITOR_VANTAGES`, so consecutive checks rotate over them

@@ -1,7 +1,7 @@
 """The check drain of runmonitor: claim due notices, check them, record, release.
 
 `drain_checks()` handles one batch (`MONITOR_BATCH` notices at most) and returns whether more
-notices are due (monitor/jobs.py). Shaped after healthchecks' sendalerts (STYLE.md): the rows are
+notices are due (monitor/jobs.py). Shaped after healthchecks' sendalerts command: the rows are
 the schedule (`next_check_at`), claims are leases, network work happens outside any transaction.
 
 A batch is streamed in chunks of 2 x `MONITOR_CONCURRENCY` notices: the checks run in the check
@@ -406,10 +406,7 @@ def _claim_row_by_row(*, now: datetime, until: datetime, limit: int, token: uuid
     return rows
 
 
-# --- 2. Check -----------------------------------------------------------------------------------
-
-
-# --- 3. Classify --------------------------------------------------------------------------------
+# --- 3. Classify (step 2, the check, runs in monitor/check_process.py or on a probe) -----------
 
 
 @dataclass

@@ -3,8 +3,8 @@
 A check is network work in aiohttp, and each costs a few hundred microseconds of Python; the
 batch's database work (claim, classify, record) costs about a hundred more per check. In one
 process both share one GIL, so the monitor used one core while the machine has more: measured on
-the 2-core benchmark machine, the process was busy 86 % of the time and the check thread waited
-for the database thread's Python and the other way round. With the checks in a process of their
+the benchmark machine, the process was busy nearly all the time and the check thread waited for
+the database thread's Python and the other way round. With the checks in a process of their
 own, the two run in parallel (bench/README.md has the figures).
 
 The child (`python -m monitor.check_process FD`) never touches the database, has none of the monitor's
@@ -14,8 +14,8 @@ which carry no body. It is started on the first batch and kept for the life of t
 process, so its client (its connections, their TLS contexts) and its DNS cache serve many batches.
 One per monitor process; the check drain (check_drain.py) uses it through `batch()`:
 
-    with checker.batch() as checks:          # sends the monitor's settings, as they are now
-        checks.submit(claimed, start_by=...)  # notices (recheck.Claimed) to check
+    with check_process.batch() as checks:    # sends the monitor's settings, as they are now
+        checks.submit(claimed, start_by=...)  # notices (check_drain.Claimed) to check
         done = checks.finished(at_least=10, wait=True)   # [(claimed, Observation | None), ...]
 
 Messages (pickled, over a socket pair; multiprocessing.connection framing):
@@ -188,7 +188,7 @@ class CheckBatch:
         self.id = next(self._ids)
         self.results: queue.SimpleQueue[list | None] = queue.SimpleQueue()
         self.ready = threading.Event()
-        self.claimed: dict[int, object] = {}  # notice id -> recheck.Claimed, while in flight
+        self.claimed: dict[int, object] = {}  # notice id -> check_drain.Claimed, while in flight
         self.held: list = []
         self.submitted = self.handed_back = 0
 

@@ -1,8 +1,8 @@
 """The drains that `runmonitor` runs, from `settings.MONITOR_DRAINS` (like MIDDLEWARE: an app adds its
 drain there, so the monitor never names the apps above or beside it).
 
-A drain handles one batch and returns whether more work is waiting (STYLE.md: the database rows
-are the schedule; APScheduler only wakes the drains). Drains are named by dotted path, imported
+A drain handles one batch and returns whether more work is waiting (the database rows are the
+schedule; APScheduler only wakes the drains). Drains are named by dotted path, imported
 when the monitor starts, so this module imports nothing heavy and has no import cycles.
 """
 

@@ -36,6 +36,7 @@ log = logging.getLogger("monitor.probe_results")
 
 MAX_MESSAGES = 50  # per call; each holds up to a few thousand results
 WAIT_S = 0.2  # for the first message of a call
+GATHER_S = 0.1  # then for more, so that one record covers several of a probe's messages
 CLASSIFIER_MAX_AGE_S = 5.0  # a placeholder hash an analyst adds applies to results within this
 
 
@@ -208,13 +209,20 @@ class _Consumer:
         with self.lock:
             try:
                 self._connect()
-                timeout = wait_s
+                first_by, gather_until = time.monotonic() + wait_s, None
                 while len(self.inbox) < limit:
-                    try:
-                        self.conn.drain_events(timeout=timeout)
-                    except TimeoutError:
+                    now = time.monotonic()
+                    if self.inbox and gather_until is None:
+                        # Once one message is here, gather what comes within GATHER_S: a probe sends
+                        # its results every 50 ms, and recording costs much per call, little per result.
+                        gather_until = now + GATHER_S
+                    until = gather_until or first_by
+                    if now >= until:
                         break
-                    timeout = 0.01  # then take what has arrived meanwhile
+                    try:
+                        self.conn.drain_events(timeout=until - now)
+                    except TimeoutError:
+                        pass
             except Exception:
                 # Said once a minute at most: the drain runs every second while the broker is away.
                 if time.monotonic() - self.warned_at > 60:

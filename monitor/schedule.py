@@ -109,5 +109,5 @@ def _backoff_after(x: float) -> float:
 
 
 def tolerance_s(deadline_s: int | float) -> float:
-    """How late a check may run while the monitor keeps up: max(2 s, D/500) (CONTRACT.md)."""
+    """How late a check may run while the monitor keeps up: max(2 s, D/500) (docs/monitor.md)."""
     return max(2.0, float(deadline_s) / 500)

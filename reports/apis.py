@@ -57,19 +57,13 @@ def parse_regime(params) -> str | None:
 def parse_period(params, now) -> periods.Period | None:
     """from/to -> a custom period; period=KEY -> that period; nothing -> None (all notices)."""
     try:
-        start = periods.parse_bound(params.get("from"), "from")
-        end = periods.parse_bound(params.get("to"), "to")
-        if start or end:
-            return periods.custom(start, end)
-        if params.get("period"):
-            return periods.resolve(params["period"], now)
+        return periods.Period.parse(params, now, default=None)
     except periods.PeriodError as exc:
         raise ValidationError({"period": [str(exc)]}) from None
-    return None
 
 
 class HosterMetricsSerializer(serializers.Serializer):
-    """One row of `compliance_report`, with the figures beyond CONTRACT.md's after them."""
+    """One row of `compliance_report`, with the figures beyond the report's columns after them."""
 
     hoster = serializers.SlugField()
     notices = serializers.IntegerField(
@@ -126,11 +120,8 @@ class HosterMetricsView(APIView):
         regime = parse_regime(request.query_params)
         hosters = selectors.hosters_visible_to(request.user)
         notices = selectors.notices_visible_to(request.user)
-        if period.kind == "custom":
-            # from/to (or nothing): computed on the spot, exactly as compliance_report does.
-            result = scorecards.period_metrics(period, now=now, notices=notices, hosters=hosters, regime=regime)
-        else:
-            result = rollups.figures(period, now=now, hosters=hosters, notices=notices, regime=regime)
+        # Named periods from their rollups; from/to (or nothing) computed on the spot, as compliance_report.
+        result = rollups.figures(period, now=now, hosters=hosters, notices=notices, regime=regime)
         rows = [scorecards.report_row(m, all_columns=True) for m in result.hosters]
         response = Response(rows)
         response["X-Methodology-Version"] = result.methodology_version
@@ -204,7 +195,7 @@ class NoticeExportView(APIView):
         hoster = params.get("hoster") or None
         if hoster is not None and not SLUG.fullmatch(hoster):
             # Checked before the stream starts: a NUL byte reaching PostgreSQL mid-stream would
-            # break a response already sent as 200 (schemathesis found it).
+            # break a response already sent as 200.
             raise ValidationError({"hoster": ["a hoster slug: letters, digits, - and _"]})
         flt = exports.ExportFilter(
             period=parse_period(params, now),

@@ -1,26 +1,35 @@
 """Charts from the scorecards' dataclasses: plotly figures (as JSON for the page) and SVG sparklines.
 
 Plotly draws in the browser from the JSON spec (plotly.js's figure schema, built as dicts);
-plotly.js itself is served by this product
-(`reports.views.plotly_js`), never from a CDN. Sparklines in the league table are tiny inline SVGs
+plotly.js itself is served by this product from the installed plotly package (`PLOTLY_JS`,
+`reports.views.plotly_js`), never from a CDN. Sparklines in the league table are tiny inline SVGs
 made here: 200 plotly charts on one page would be slow on a phone.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import plotly
+from django.urls import reverse
 from django.utils.formats import get_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from compliance.models import Notice
+from reports.display import bin_edge_duration, deadline_duration, mechanism_label, month_label, regime_label
 from reports.scorecards import HosterMetrics
-from reports.templatetags.reports_tags import deadline_duration, localize_number, month_label
 
 ACCENT = "#0b5cad"
 BAD = "#b3261e"
 MUTED = "#5b6775"
 CONFIG = {"responsive": True, "displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def plotly_js_url() -> str:
+    """Where the pages load plotly.js from: this server, versioned (cached for a year)."""
+    return reverse("reports:plotly-js", args=[plotly.__version__])
 
 
 def _layout(**extra) -> dict:
@@ -41,8 +50,8 @@ def _layout(**extra) -> dict:
 
 def figure(data: list[dict], layout: dict) -> dict:
     """A plotly.js figure spec. Built as plain dicts (plotly's JSON schema): plotly's Python
-    figure classes validate every property and cost ~0.3 s for a survival curve with a deadline
-    marker; the browser draws the same spec either way."""
+    figure classes validate every property, which makes a page with a survival curve visibly
+    slower (bench/README.md); the browser draws the same spec either way."""
     return {"data": data, "layout": layout, "config": CONFIG}
 
 
@@ -79,15 +88,6 @@ def _deadline_marker(deadline_s: int, row: int = 0) -> tuple[dict, dict]:
 
 
 CURVE_COLOURS = (ACCENT, "#c26a00", "#2e7d32", "#6a3d9a", MUTED)
-
-
-def regime_label(regime: str) -> str:
-    labels = {
-        Notice.Regime.COVENANT: _("covenant"),
-        Notice.Regime.ORDER: _("removal order"),
-        Notice.Regime.OTHER: _("other"),
-    }
-    return str(labels.get(regime, regime))
 
 
 def curve_label(curve: dict) -> str:
@@ -165,11 +165,7 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 
 def _bin_label(b: dict) -> str:
-    def fmt(seconds: int) -> str:
-        if seconds >= 86400 and seconds % 86400 == 0:
-            return _("%(sign)s%(n)s d") % {"sign": "", "n": seconds // 86400}
-        return _("%(sign)s%(n)s h") % {"sign": "", "n": localize_number(f"{seconds / 3600:g}")}
-
+    fmt = bin_edge_duration
     if b["to_s"] is None:
         return f"≥ {fmt(b['from_s'])}"
     return f"{fmt(b['from_s'])}–{fmt(b['to_s'])}" if b["from_s"] else f"< {fmt(b['to_s'])}"
@@ -198,14 +194,6 @@ def histogram_figure(charts: dict, deadlines_s: list[int]) -> dict | None:
         hovermode="closest",
     )
     return figure(data, layout)
-
-
-def mechanism_label(key: str) -> str:
-    if key == "unknown":
-        return _("not recorded")
-    labels = dict(Notice.RemovalMechanism.choices)
-    label = str(labels.get(key, key))
-    return _("%(mechanism)s (displaced)") % {"mechanism": label} if key == "moved" else label
 
 
 def mechanisms_figure(m: HosterMetrics) -> dict | None:

@@ -103,7 +103,7 @@ class RollupCell(models.Model):
     mechanism_domain_gone = _count(_("domain gone"))
     mechanism_server_gone = _count(_("server gone"))
     mechanism_moved = _count(_("moved"))
-    # Notified notices outside every rate, counted apart (CONTRACT): repeats, withdrawn, unresolvable.
+    # Notified notices outside every rate, counted apart (docs/terms.md): repeats, withdrawn, unresolvable.
     repeats = _count(_("repeats"))
     withdrawn = _count(_("withdrawn"))
     unresolvable = _count(_("unresolvable"))

@@ -6,16 +6,21 @@ Keys name the periods that pages, API and rollups share:
 - `all`: every notice;
 - `2025`: a calendar year, `2025-03`: a calendar month (both in Europe/Amsterdam);
 - `custom`: explicit `from`/`to` (dates are local midnight; datetimes without an offset are local).
+
+`Period.parse` reads a period from a request's or a command's parameters and `Period.filter`
+applies it to notices: pages, the API, the exports and `compliance_report` use both.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -53,6 +58,34 @@ class Period:
             return "month"
         return "custom"
 
+    @classmethod
+    def parse(
+        cls,
+        params: Mapping[str, str | None],
+        now: datetime,
+        *,
+        default: str | None = DEFAULT_KEY,
+        bound_names: tuple[str, str] = ("from", "to"),
+    ) -> Period | None:
+        """The period asked for in `params`: `from`/`to` bounds (either or both) make a custom
+        period; else `period=KEY` names one (module docstring); else the `default` key, and with
+        `default=None` nothing asked is None. `bound_names` name the bounds in error messages
+        (`--from` for a command). Raises PeriodError for a period or bound it cannot understand."""
+        start = parse_bound(params.get("from"), bound_names[0])
+        end = parse_bound(params.get("to"), bound_names[1])
+        if start or end:
+            return custom(start, end)
+        key = params.get("period") or default
+        return None if key is None else resolve(key, now)
+
+    def filter(self, notices: QuerySet) -> QuerySet:
+        """The notices of `notices` notified in the period, [start, end)."""
+        if self.start is not None:
+            notices = notices.filter(notified_at__gte=self.start)
+        if self.end is not None:
+            notices = notices.filter(notified_at__lt=self.end)
+        return notices
+
     def query_params(self) -> dict[str, str]:
         """How to ask for this period again in a URL."""
         if self.kind != "custom":
@@ -65,7 +98,8 @@ class Period:
         return params
 
 
-def _midnight(day: date) -> datetime:
+def midnight(day: date) -> datetime:
+    """The start of a local day (Europe/Amsterdam)."""
     return datetime.combine(day, time.min, tzinfo=local_tz())
 
 
@@ -83,7 +117,7 @@ def resolve(key: str | None, now: datetime) -> Period:
     if key in ROLLING_DAYS:
         days = ROLLING_DAYS[key]
         today = now.astimezone(local_tz()).date()
-        return Period(key, _midnight(today - timedelta(days=days)), None, _("last %(days)d days") % {"days": days})
+        return Period(key, midnight(today - timedelta(days=days)), None, _("last %(days)d days") % {"days": days})
     if key == "all":
         return Period(key, None, None, _("all time"))
     if m := _YEAR.match(key):
@@ -111,7 +145,7 @@ def parse_bound(text: str | None, name: str) -> datetime | None:
             day = parse_date(text)
             if day is None:
                 raise ValueError
-            moment = _midnight(day)
+            moment = midnight(day)
     except ValueError:
         raise PeriodError(f"{name}: {text!r} is not an ISO 8601 date or date and time") from None
     moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=local_tz())
@@ -135,26 +169,6 @@ def custom(start: datetime | None, end: datetime | None) -> Period:
     return Period("custom", start, end, " – ".join(parts))
 
 
-def from_request(params, now: datetime) -> Period:
-    """`period=KEY`, or `from`/`to` bounds; the default period when neither is given."""
-    start, end = parse_bound(params.get("from"), "from"), parse_bound(params.get("to"), "to")
-    if start or end:
-        return custom(start, end)
-    return resolve(params.get("period"), now)
-
-
-def months_between(first: datetime, last: datetime) -> list[str]:
-    """Month keys from the month of `first` to the month of `last`, inclusive."""
-    local = local_tz()
-    cursor = month_start(first.astimezone(local).year, first.astimezone(local).month)
-    last_local = last.astimezone(local)
-    keys = []
-    while (cursor.year, cursor.month) <= (last_local.year, last_local.month):
-        keys.append(f"{cursor.year:04d}-{cursor.month:02d}")
-        cursor = next_month(cursor)
-    return keys
-
-
 def last_months(now: datetime, count: int) -> list[str]:
     """The `count` month keys up to and including the month of `now`, oldest first."""
     local_now = now.astimezone(local_tz())
@@ -164,3 +178,14 @@ def last_months(now: datetime, count: int) -> list[str]:
         keys.append(f"{year:04d}-{month:02d}")
         year, month = (year - 1, 12) if month == 1 else (year, month - 1)
     return keys[::-1]
+
+
+def choices(now: datetime, *, months: int) -> list[tuple[str, str]]:
+    """The periods a page offers: rolling, all time, this and last year, and the last `months`
+    months (newest first), as (key, label)."""
+    local = now.astimezone(local_tz())
+    offered = [(k, resolve(k, now).label) for k in ROLLING_DAYS]
+    offered.append(("all", resolve("all", now).label))
+    offered += [(str(y), str(y)) for y in (local.year, local.year - 1)]
+    offered += [(k, resolve(k, now).label) for k in reversed(last_months(now, months))]
+    return offered

@@ -1,5 +1,5 @@
-"""Rollups: the pages' figures, kept fresh incrementally (issue 11: pages lag the checks by at most
-SCORECARD_ROLLUP_MAX_AGE, 60 s).
+"""Rollups: the pages' figures, kept fresh incrementally (pages lag the checks by at most
+SCORECARD_ROLLUP_MAX_AGE, 60 s by default).
 
 Two layers, both caches that can always be recomputed from the notices:
 
@@ -84,10 +84,6 @@ def local_day(moment: datetime) -> date:
     return moment.astimezone(periods.local_tz()).date()
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), tzinfo=periods.local_tz())
-
-
 def _days_condition(days: set[date]) -> Q:
     """Notices notified on any of `days` (local), as few notified_at ranges as possible."""
     condition = Q(pk__in=[])
@@ -97,9 +93,8 @@ def _days_condition(days: set[date]) -> Q:
         j = i
         while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + timedelta(days=1):
             j += 1
-        condition |= Q(
-            notified_at__gte=_midnight(ordered[i]), notified_at__lt=_midnight(ordered[j] + timedelta(days=1))
-        )
+        first, end = periods.midnight(ordered[i]), periods.midnight(ordered[j] + timedelta(days=1))
+        condition |= Q(notified_at__gte=first, notified_at__lt=end)
         i = j + 1
     return condition
 
@@ -179,8 +174,8 @@ def compute_cells(days: set[date] | None, *, now: datetime) -> set[date] | None:
 
 
 def _insert(cells: list[RollupCell]) -> None:
-    """Write cells: COPY on PostgreSQL (a year's 100,000 cells: Django's multi-row INSERTs spent
-    minutes building their SQL), bulk_create elsewhere."""
+    """Write cells: COPY on PostgreSQL (for a year's cells Django's multi-row INSERTs spend far longer
+    building their SQL than COPY takes; bench/README.md), bulk_create elsewhere."""
     if connection.vendor != "postgresql":
         RollupCell.objects.bulk_create(cells, batch_size=500)
         return
@@ -292,7 +287,7 @@ def catch_up(now: datetime | None = None) -> set[date] | None:
 def _mark_stale(days: set[date]) -> None:
     if not days:
         return
-    first, last = _midnight(min(days)), _midnight(max(days) + timedelta(days=1))
+    first, last = periods.midnight(min(days)), periods.midnight(max(days) + timedelta(days=1))
     Rollup.objects.filter(Q(start__isnull=True) | Q(start__lt=last), Q(end__isnull=True) | Q(end__gt=first)).update(
         is_stale=True
     )
@@ -317,7 +312,7 @@ def invalidate_all() -> None:
 
 def rebuild_all() -> None:
     """Forget every rollup and cell: the next pass of the drain, or the next page, recomputes them
-    all from the notices (a year's million notices: ~20 s on PostgreSQL)."""
+    all from the notices (a year's million notices take a while: bench/README.md)."""
     with transaction.atomic():
         RollupState.objects.all().delete()
         RollupCell.objects.all().delete()
@@ -543,7 +538,7 @@ def figures(
     rollup = ensure(period, now=now, regime=regime)
     result = _from_rollup(rollup, period, hosters=hosters, charts_for=charts_for, national_charts=national_charts)
     if not result.hosters and _has_measured(period, notices.filter(hoster__in=hosters), regime):
-        # Never "no notices" while there are some (issue 11): notices arrived since the last pass.
+        # Never "no notices" while there are some: notices arrived since the last pass.
         catch_up(now)
         rollup = refresh(period, now=now, regime=regime)
         result = _from_rollup(rollup, period, hosters=hosters, charts_for=charts_for, national_charts=national_charts)

@@ -1,7 +1,9 @@
 """Compliance metrics per hoster and period: aggregates in SQL -> dataclasses.
 
 One implementation feeds everything: `compliance_report`, `/api/v1/metrics/hosters/`, the league
-table, the scorecards, the "below the bar" list and the rollups behind them.
+table, the scorecards, the "below the bar" list and the rollups behind them. What each figure
+counts is written once (`FIGURE_CONDITIONS`): the counts use it, and so does the list of the
+notices behind a figure (`figure_notices`).
 
 Two SQL queries per period (both over measured notices, `compliance.selectors.measured_notices`):
 1. one aggregate per hoster: notices, removed, within, late, pending, open, reappearances, ...
@@ -89,7 +91,7 @@ class Milliseconds(Func):
 
 
 def ttt_ms_expression() -> Milliseconds:
-    """Time to takedown in milliseconds, rounded up (CONTRACT: takedown_at - notified_at)."""
+    """Time to takedown in milliseconds, rounded up: takedown_at - notified_at (docs/terms.md)."""
     return Milliseconds(F("notified_at"), F("takedown_at"))
 
 
@@ -202,6 +204,26 @@ APART_COUNTS = ("repeats", "withdrawn", "unresolvable")
 CELL_COUNTS = (*MEASURED_COUNTS, *APART_COUNTS)
 
 
+# What each figure counts, as a condition on measured notices annotated with their verdict
+# (`selectors.annotate_verdict`; None: all of them). The aggregates count these (`aggregate_rows`)
+# and the notices behind a figure are listed by them (`figure_notices`): one definition for both.
+# Keys are the figures' names in URLs (`?figure=past`).
+FIGURE_CONDITIONS: dict[str, Q | None] = {
+    "notices": None,
+    "removed": Q(status=Notice.Status.REMOVED),
+    "within": Q(verdict_sql="within"),
+    "late": Q(verdict_sql="late"),
+    "pending": Q(verdict_sql="pending"),
+    "open": Q(status__in=OPEN),
+    "past": Q(status__in=OPEN) & Q(verdict_sql="late"),
+    "taken_down": Q(takedown_at__isnull=False),
+    "reappeared": Q(reappearance_count__gt=0),
+    "served_selectively": Q(served_selectively_count__gt=0),
+    "displaced": Q(is_displaced=True),
+    "server_gone": Q(takedown_at__isnull=False, removal_mechanism=Notice.RemovalMechanism.SERVER_GONE),
+}
+
+
 def unmeasured_condition() -> Q:
     """Notified notices outside every rate: `compliance.selectors`' definition."""
     return selectors.unmeasured_condition()
@@ -227,11 +249,7 @@ def next_change_expression(now: datetime):
 
 def notified_in(base: QuerySet[Notice], period: Period, regime: str | None = None) -> QuerySet[Notice]:
     """Notices notified in the period (and of the regime), measured or not."""
-    qs = base.filter(notified_at__isnull=False)
-    if period.start is not None:
-        qs = qs.filter(notified_at__gte=period.start)
-    if period.end is not None:
-        qs = qs.filter(notified_at__lt=period.end)
+    qs = period.filter(base.filter(notified_at__isnull=False))
     if regime:
         qs = qs.filter(regime=regime)
     return qs
@@ -242,22 +260,22 @@ def aggregate_rows(qs: QuerySet[Notice], now: datetime, group_by: tuple[str, ...
     the notified notices `qs`: measured ones (their verdict is `selectors.verdict_expression`, the
     SQL twin of `compliance.rules.verdict`) and, counted apart, the rest."""
     measured = selectors.annotate_verdict(selectors.measured_notices(qs), now)
-    is_open = Q(status__in=OPEN)
+    figure = FIGURE_CONDITIONS
     counts = {
         "notices": Count("id"),
-        "removed": Count("id", filter=Q(status=Notice.Status.REMOVED)),
-        "within": Count("id", filter=Q(verdict_sql="within")),
-        "late": Count("id", filter=Q(verdict_sql="late")),
-        "pending": Count("id", filter=Q(verdict_sql="pending")),
-        "open": Count("id", filter=is_open),
-        "open_past_deadline": Count("id", filter=is_open & Q(verdict_sql="late")),
-        "taken_down": Count("id", filter=Q(takedown_at__isnull=False)),
-        "reappeared": Count("id", filter=Q(reappearance_count__gt=0)),
+        "removed": Count("id", filter=figure["removed"]),
+        "within": Count("id", filter=figure["within"]),
+        "late": Count("id", filter=figure["late"]),
+        "pending": Count("id", filter=figure["pending"]),
+        "open": Count("id", filter=figure["open"]),
+        "open_past_deadline": Count("id", filter=figure["past"]),
+        "taken_down": Count("id", filter=figure["taken_down"]),
+        "reappeared": Count("id", filter=figure["reappeared"]),
         "reappearances": Coalesce(Sum("reappearance_count"), 0),
-        "displaced": Count("id", filter=Q(is_displaced=True)),
-        "served_selectively": Count("id", filter=Q(served_selectively_count__gt=0)),
+        "displaced": Count("id", filter=figure["displaced"]),
+        "served_selectively": Count("id", filter=figure["served_selectively"]),
         "server_gone_provisional": Count("id", filter=provisional_condition(now)),
-        "oldest_open_notified_at": Min("notified_at", filter=is_open),
+        "oldest_open_notified_at": Min("notified_at", filter=figure["open"]),
         "next_change_at": Min(next_change_expression(now), filter=Q(verdict_sql="pending")),
     }
     for mechanism in MECHANISMS:
@@ -499,9 +517,51 @@ def period_metrics(
     return build(period, now=now, rows=rows, grouped=grouped, with_charts=with_charts, regime=regime)
 
 
+# --- The notices behind a figure ----------------------------------------------------------------
+
+
+def figure_notices(
+    figure: str, *, hoster: Hoster, period: Period, now: datetime, notices: QuerySet[Notice], regime: str | None
+) -> QuerySet[Notice]:
+    """The measured notices of `hoster` that its figure `figure` (a key of FIGURE_CONDITIONS) counts,
+    from `notices` (a selector's queryset: scoping), oldest notification first; each with its
+    `verdict_sql` and `ttt_ms`."""
+    condition = FIGURE_CONDITIONS[figure]
+    qs = selectors.annotate_verdict(selectors.measured_notices(notices).filter(hoster=hoster), now).annotate(
+        ttt_ms=ttt_ms_expression()
+    )
+    qs = period.filter(qs)
+    if regime:
+        qs = qs.filter(regime=regime)
+    if condition is not None:
+        qs = qs.filter(condition)
+    return qs.order_by("notified_at", "id")
+
+
+OVERDUE_LIMIT = 100
+
+
+def open_past_deadline(
+    hoster: Hoster, period: Period, *, now: datetime, notices: QuerySet[Notice], regime: str | None = None
+) -> dict:
+    """Open notices of the hoster past their deadline without takedown (the verdict late), oldest
+    deadline first, at most OVERDUE_LIMIT (`more`: there are more). Uses the (status, deadline_at)
+    index."""
+    qs = selectors.annotate_verdict(
+        selectors.measured_notices(notices).filter(hoster=hoster, status__in=Notice.OPEN_STATUSES, deadline_at__lt=now),
+        now,
+    ).filter(verdict_sql="late")
+    qs = period.filter(qs)
+    if regime:
+        qs = qs.filter(regime=regime)
+    rows = list(qs.order_by("deadline_at", "id")[: OVERDUE_LIMIT + 1])
+    return {"rows": rows[:OVERDUE_LIMIT], "more": len(rows) > OVERDUE_LIMIT}
+
+
 # --- compliance_report and /api/v1/metrics/hosters/ ---------------------------------------------
 
-# CONTRACT.md's columns, in order; the API adds the rest of HosterMetrics after them.
+# The columns of `compliance_report` (README, "Commands"), in order; the API adds the rest of
+# HosterMetrics after them.
 REPORT_COLUMNS = [
     "hoster",
     "notices",
@@ -514,7 +574,7 @@ REPORT_COLUMNS = [
     "median_ttt_s",
     "p90_ttt_s",
     "km_median_ttt_s",
-    # Added with issue 11: the regime filter, and what is counted apart from the rates.
+    # The regime filtered to, and what is counted apart from the rates.
     "regime",
     "taken_down",
     "reappeared",
@@ -532,7 +592,7 @@ def report_rows(
     return period_metrics(period, now=now, notices=notices, hosters=hosters, regime=regime).hosters
 
 
-# Figures beyond CONTRACT.md's, in `--all-columns` and in the API.
+# Figures beyond the report's columns, in `--all-columns` and in the API.
 EXTRA_COLUMNS = [
     "name",
     "compliance_rate_low",

@@ -40,14 +40,6 @@ class Grouped:
         return cls(z, z, z)
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[int, int, int]]) -> Grouped:
-        """From (time, events, count) rows, ascending and distinct in time."""
-        if not rows:
-            return cls.empty()
-        arr = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
-        return cls(arr[:, 0], arr[:, 1], arr[:, 2])
-
-    @classmethod
     def merge(cls, parts: list[Grouped]) -> Grouped:
         """Several groups' observations as one (the national figures from the hosters')."""
         parts = [p for p in parts if len(p.times)]

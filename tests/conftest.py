@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.http",
     "tests.fixtures.smtp",
     "tests.fixtures.postgres",
+    "tests.fixtures.rdap",
     "tests.fixtures.rabbitmq",
     "tests.fixtures.tsa",
 ]

@@ -115,7 +115,7 @@ EXPECT: dict[str, dict[str, int]] = {
 # schema needs an entry: an unknown one fails the test until someone decides who may call it.
 WRITE_RULES: dict[str, tuple[str, ...]] = {
     "v1_notices_create": ("analyst",),
-    "v1_notices_attribution_create": ("analyst",),  # issue 3: attribution override
+    "v1_notices_attribution_create": ("analyst",),  # the attribution override
     "v1_portal_notices_acknowledge_create": ("hoster_a", "hoster_b"),
     "v1_portal_notices_removed_create": ("hoster_a", "hoster_b"),
     "v1_portal_notices_dispute_create": ("hoster_a", "hoster_b"),

@@ -13,7 +13,7 @@ DEADLINE_S_MAX = 365 * 86400
 
 
 def withdraw_out_of_range(apps, schema_editor):
-    """Notices stored before intake checked ranges (issue 14) with a notified_at, deadline or
+    """Notices stored before intake checked ranges, with a notified_at, deadline or
     deadline_at no reader can load or compute with (a year-1 time became a BC timestamp on
     PostgreSQL, and every page, report and drain over it failed): withdrawn, with the stored
     values kept in words in `withdrawn_reason`, so that the constraints below can be added and

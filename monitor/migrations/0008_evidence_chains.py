@@ -6,8 +6,12 @@ from django.db import migrations, models
 
 
 def chain_existing_rows(apps, schema_editor):
-    from compliance import evidence
+    from compliance import evidence, triggers
     from compliance.models import Attribution, Check
+
+    # A `migrate` of another app in between may have installed these tables' triggers already
+    # (post_migrate installs them on every evidence table that exists): chaining updates each row.
+    triggers.drop(schema_editor.connection, tables=("monitor_check", "monitor_attribution"))
 
     notice = apps.get_model("compliance", "Notice")
     evidence.backfill(Check.evidence_chain, apps.get_model("monitor", "Check"), notice)

@@ -201,7 +201,7 @@ def test_the_command_prints_no_progress_bar_when_output_is_not_a_tty(tmp_path):
     assert json.loads(result.stdout.strip().splitlines()[-1])["imported"] == 1
 
 
-# --- Issue 14: an import never loses good rows for a bad one --------------------------------------
+# --- An import never loses good rows for a bad one -----------------------------------------------
 
 FULL_HEADER = "url,notified_at,reference,content_sha256,hoster,deadline_s,regime\n"
 
@@ -243,7 +243,7 @@ def mixed_file() -> tuple[bytes, list[str], dict[int, str]]:
     add("http://good.example/4,,G4,,,,", ref="G4")
     add("http://good.example/5,,G1,,,,", "duplicate reference 'G1'")  # G1 again
     add('"http://bad.example/20,,B20,,,,', 'a quote (") opens a field that is not closed on this line')
-    add("http://good.example/6,,G6,,,,", ref="G6")  # swallowed by the stray quote before issue 14
+    add("http://good.example/6,,G6,,,,", ref="G6")  # a stray quote must not swallow the next lines
     add("http://good.example/7,,G7,,,,", ref="G7")
     add("http://good.example/8,,G8,,,,", ref="G8")
     add("http://good.example/9,,G9,,,,", ref="G9")

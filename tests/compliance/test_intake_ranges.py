@@ -1,9 +1,9 @@
 """Intake's ranges (compliance/services.py notice_input_parse): every value is checked before any
 write, the same on both databases, and whatever passes can be read, reported and drained.
 
-Issue 14: `notified_at=0001-01-01T00:00:00+05:00` was answered 400 by the API but saved on
-PostgreSQL (as a BC timestamp nobody could read back), and a 500 on SQLite; a huge deadline_s was
-an OverflowError."""
+The cases that once slipped through: `notified_at=0001-01-01T00:00:00+05:00` answered 400 by the
+API but saved on PostgreSQL (as a BC timestamp nobody could read back), a 500 on SQLite; a huge
+deadline_s an OverflowError."""
 
 from __future__ import annotations
 

@@ -412,7 +412,7 @@ def test_a_stopping_monitor_gives_unsent_claims_back(mail, prompt_hoster, monkey
 
 
 def test_a_mail_server_down_for_a_while_gets_every_notice_once_when_it_is_back(mail, prompt_hoster):
-    """Issue 14's fault test: the mail server refuses connections for a while, the drain keeps
+    """A fault test: the mail server refuses connections for a while, the drain keeps
     running as the monitor runs it; once the server is back every notice e-mail goes out, none twice,
     and the outage is nobody's delivery failure."""
     deadline_s = 48  # retries every 1 s, capped at 2 s (a 24th of the deadline)

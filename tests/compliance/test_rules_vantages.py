@@ -60,6 +60,13 @@ def test_a_403_for_one_vantage_while_the_other_sees_the_content_is_selective_ser
     assert state.served_selectively_count == 1 and state.status == "online"
 
 
+def test_a_flaky_server_error_before_content_from_the_other_vantage_is_no_selective_serving():
+    """429, 5xx and stalls are a flaky server's: nobody is hiding anything from one vantage."""
+    for flaky in (("no_evidence", "http_503"), ("no_evidence", "http_429"), ("no_evidence", "slow_body")):
+        state, _checks = run(("fra", flaky), ("ams", OK), ("fra", flaky), ("ams", OK))
+        assert state.served_selectively_count == 0, flaky
+
+
 def test_server_gone_needs_every_vantage_to_fail_at_the_network_level():
     one, _ = run(*[("fra", REFUSED)] * 6, minutes_apart=120)
     assert one.takedown_at is None and one.unreachable_vantages == "fra"

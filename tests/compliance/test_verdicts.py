@@ -1,5 +1,6 @@
-"""The verdict in SQL (compliance.verdicts.verdict_expression) agrees exactly with the verdict in
-Python (compliance.verdicts.verdict) on every combination of the inputs that decide it."""
+"""The verdict and the compliance rate (compliance/verdicts.py), and the verdict in SQL
+(`verdict_expression`), which agrees exactly with the verdict in Python (`verdict`) on every
+combination of the inputs that decide it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from compliance.models import Notice
 NOTIFIED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DEADLINE_S = 86400
 DEADLINE = NOTIFIED + timedelta(seconds=DEADLINE_S)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+D = timedelta(hours=24)
 # Moments around the deadline, with equality on purpose: takedown exactly at the deadline is within.
 AROUND = [
     None,
@@ -154,3 +157,59 @@ def test_measured_notices_in_sql_are_the_measured_ones_in_python(prompt_hoster):
     }
     assert in_sql == in_python
     assert len(in_python) == (len(STATUSES) - 2) * 2 - 1  # without repeat, withdrawn, hosterless unresolvable
+
+
+# --- The rule in Python ---------------------------------------------------------------------------
+
+
+def verdict(**kw):
+    """The rule with a notice still online by default, judged a day after its deadline."""
+    base = dict(status="online", notified_at=T0, deadline_at=T0 + D, takedown_at=None, now=T0 + 2 * D)
+    base.update(kw)
+    return verdicts.verdict(**base)
+
+
+def test_a_takedown_at_the_deadline_is_within():
+    assert verdict(status="removed", takedown_at=T0 + D) == "within"
+
+
+def test_a_takedown_after_the_deadline_is_late():
+    assert verdict(status="removed", takedown_at=T0 + D + timedelta(seconds=1)) == "late"
+
+
+def test_still_online_before_the_deadline_is_pending_and_after_it_late():
+    assert verdict(now=T0 + D / 2) == "pending"
+    assert verdict(now=T0 + D + timedelta(seconds=1)) == "late"
+
+
+def test_an_unconfirmed_removal_before_the_deadline_keeps_the_verdict_pending():
+    assert verdict(offline_since=T0 + D - timedelta(minutes=1)) == "pending"
+    assert verdict(offline_since=T0 + D + timedelta(minutes=1)) == "late"
+
+
+def test_a_displacement_by_the_deadline_is_not_compliance_and_after_it_late():
+    """Content that moved to another hoster was not taken down by this one (displacement): no verdict
+    by the deadline (out of the rate, counted as displaced); still here after it, late."""
+    assert verdict(status="removed", takedown_at=T0 + D / 2, is_displaced=True) is None
+    assert verdict(status="removed", takedown_at=T0 + D, is_displaced=True) is None
+    assert verdict(status="removed", takedown_at=T0 + D + timedelta(seconds=1), is_displaced=True) == "late"
+
+
+def test_repeats_withdrawn_and_unresolvable_notices_without_hoster_have_no_verdict():
+    assert verdict(status="repeat") is None
+    assert verdict(status="withdrawn") is None
+    assert verdict(status="unresolvable", hoster_id=None) is None
+
+
+def test_a_notice_with_a_hoster_always_counts_for_it():
+    """Only a notice without any hoster may be unresolvable; a stale one with a hoster is decided."""
+    assert verdict(status="unresolvable", hoster_id=7) == "late"
+
+
+def test_a_notice_not_yet_notified_is_pending():
+    assert verdict(notified_at=None, deadline_at=None) == "pending"
+
+
+def test_compliance_rate_excludes_pending_and_is_null_without_decisions():
+    assert verdicts.compliance_rate(3, 1) == 0.75
+    assert verdicts.compliance_rate(0, 0) is None

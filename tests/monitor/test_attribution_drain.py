@@ -357,3 +357,31 @@ def test_the_attribution_deadline_of_a_notice_not_yet_notified_runs_from_its_rec
 
     assert claimed(None).deadline_at == t0 + timedelta(hours=1)
     assert claimed(t0 + timedelta(hours=2)).deadline_at == t0 + timedelta(hours=3)
+
+
+def test_the_drains_attributions_are_chained_and_the_heads_written_with_the_notices(internet, prompt_hoster, analyst):
+    """Re-attribution and an analyst's override append to the same per-notice chain."""
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from compliance import evidence
+
+    notices = [notice(f"https://files.prompt.example/c/{i}.jpg") for i in range(3)]
+    drain()
+    notice_reattribute(notice_ids=[n.pk for n in notices])
+    drain()
+    attribution_override(notice=notices[0], hoster=prompt_hoster, reason="seen in the abuse desk's reply", user=analyst)
+    for n in notices:
+        n.refresh_from_db()
+        rows = list(n.attributions.order_by("id"))
+        prev = evidence.GENESIS
+        for row in rows:
+            assert row.chain_hash == Attribution.evidence_chain.link(prev, Attribution.evidence_chain.values_of(row))
+            prev = row.chain_hash
+        assert n.attribution_chain_head == prev
+    out = io.StringIO()
+    call_command("verify_evidence", stdout=out)
+    summary = json.loads(out.getvalue().splitlines()[-1])
+    assert summary["chains"]["attributions"] == {"rows": 7, "chains": 3, "broken": 0}

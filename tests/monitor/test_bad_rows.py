@@ -1,4 +1,4 @@
-"""One bad notice never stops a drain pass for the others (issue 14).
+"""One bad notice never stops a drain pass for the others.
 
 Intake now refuses every value out of range and the database refuses it too (constraints added
 by migration compliance 0009, which withdraws stored rows out of range), but a drain must not
@@ -199,7 +199,7 @@ def test_the_migration_withdraws_stored_notices_out_of_range_and_keeps_their_val
     poison(bad, "notified_at", UNREADABLE)
     client = api.as_user(analyst)
     client.raise_request_exception = False
-    assert client.get("/api/v1/notices/").status_code == 500  # as issue 14 found it
+    assert client.get("/api/v1/notices/").status_code == 500  # the failure a bad row causes
     migration.withdraw_out_of_range(apps, SimpleNamespace(connection=connection))  # all it uses of a schema editor
     assert client.get("/api/v1/notices/").json()["count"] == 2
     assert client.get("/api/v1/metrics/hosters/").status_code == 200

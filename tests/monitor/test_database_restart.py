@@ -1,4 +1,4 @@
-"""runmonitor survives a restart of its PostgreSQL server and loses or duplicates nothing (issue 14).
+"""runmonitor survives a restart of its PostgreSQL server and loses or duplicates nothing.
 
 On a PostgreSQL cluster of this test's own (tests/fixtures/postgres.py, another port; never the
 shared server): migrated and filled by the product's own commands, checked by a real `runmonitor`

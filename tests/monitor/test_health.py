@@ -89,7 +89,7 @@ def test_the_health_page_asks_strangers_to_log_in(client, db):
 
 def test_a_killed_monitors_claims_count_from_their_first_due_time(db, http_server):
     """A monitor that claims and dies leaves its notices leased; the next claim must not take the
-    lease's end for the due time (issue 14: 105 s of waiting were shown as a 2 s lag)."""
+    lease's end for the due time (105 s of waiting would show as a 2 s lag)."""
     http_server.set("/stranded", ok(b"x"))
     notice = make_notice(http_server.url("/stranded"), deadline_s=600)
     due_at = timezone.now() - timedelta(seconds=91)  # so that the re-check (timed by the clock) is 91 s late

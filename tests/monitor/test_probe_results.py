@@ -3,7 +3,7 @@
 The monitor's side runs in this test process (the check drain publishes, the results drain
 records, on the test database); the probes are `manage.py runprobe` subprocesses with only the
 broker URL and their vantage settings in their environment (no database, SECRET_KEY or e-mail
-settings), checking scripted hosters on loopback: probe t13a from 127.0.0.1, t13b from 127.0.0.2.
+settings), checking scripted hosters on loopback: probe A from 127.0.0.1, B from 127.0.0.2.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from compliance.models import Check, Notice
 from demo.sandbox.httpserver import by_source, ok, status
 from monitor import broker, check_dispatch, check_drain, probe_results, vantages
 from monitor.models import ProbeStatus
+from tests.fixtures.rabbitmq import MONITOR_USER, PROBES
 from tests.monitor.test_check_drain import ITEM, make_notice
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = {"t13a": "127.0.0.1", "t13b": "127.0.0.2"}
+A, B = PROBES  # two vantages named for this test session (RabbitMQ users are per broker, not per vhost)
+SOURCES = {A: "127.0.0.1", B: "127.0.0.2"}
 pytestmark = pytest.mark.slow
 
 
@@ -36,7 +38,7 @@ pytestmark = pytest.mark.slow
 def monitor_side(rabbitmq, settings, http_server, dns_server):
     """The monitor's settings: two probe vantages on the test vhost; queues empty, connections fresh."""
     settings.MONITOR_BROKER_URL = rabbitmq.url()
-    settings.MONITOR_VANTAGES = vantages.parse("t13a=probe;t13b=probe")
+    settings.MONITOR_VANTAGES = vantages.parse(f"{A}=probe;{B}=probe")
     settings.MONITOR_PROBE_STALE = 30.0
     check_dispatch.close()
     probe_results.close()
@@ -48,7 +50,7 @@ def monitor_side(rabbitmq, settings, http_server, dns_server):
 
 
 @pytest.fixture
-def start_probe(rabbitmq, dns_server):
+def start_probe(rabbitmq, dns_server, tmp_path):
     procs: dict[str, subprocess.Popen] = {}
 
     def start(name: str, *, allowed: str = "127.0.0.0/8") -> subprocess.Popen:
@@ -67,7 +69,7 @@ def start_probe(rabbitmq, dns_server):
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=open(f"/tmp/probe-{name}-{os.getpid()}.log", "a"),  # noqa: SIM115 (closed with the process)
+            stderr=open(tmp_path / f"probe-{name}.log", "a"),  # noqa: SIM115 (the probe's log, for a failing test)
         )
         procs[name] = proc
         return proc
@@ -100,9 +102,9 @@ def checks_of(notice) -> list[Check]:
 
 
 def test_two_probes_see_selective_serving_a_removal_and_a_dead_server(db, monitor_side, start_probe, http_server):
-    start_probe("t13a")
-    start_probe("t13b")
-    probes_heard("t13a", "t13b")
+    start_probe(A)
+    start_probe(B)
+    probes_heard(A, B)
     selective = make_notice(http_server.set("/s.jpg", by_source({"127.0.0.2": status(403)}, default=ok(ITEM))))
     removed = make_notice(http_server.set("/r.jpg", ok(ITEM)))
     dead = make_notice("http://127.0.0.9:9/d.jpg", deadline_s=8)  # nothing listens there: refused for everyone
@@ -112,24 +114,24 @@ def test_two_probes_see_selective_serving_a_removal_and_a_dead_server(db, monito
     until(lambda: all(len(checks_of(n)) >= 5 for n in notices))
 
     s = checks_of(selective)
-    assert {c.vantage for c in s} == {"t13a", "t13b"}
-    assert all(c.outcome == ("online" if c.vantage == "t13a" else "no_evidence") for c in s)
-    assert all(c.http_status == (200 if c.vantage == "t13a" else 403) for c in s)
-    assert [c.vantage for c in s[:4]] in (["t13a", "t13b"] * 2, ["t13b", "t13a"] * 2)  # they take turns
+    assert {c.vantage for c in s} == {A, B}
+    assert all(c.outcome == ("online" if c.vantage == A else "no_evidence") for c in s)
+    assert all(c.http_status == (200 if c.vantage == A else 403) for c in s)
+    assert [c.vantage for c in s[:4]] in ([A, B] * 2, [B, A] * 2)  # they take turns
     selective.refresh_from_db()
     assert selective.takedown_at is None and selective.status == "online"
     assert selective.served_selectively_count >= 2  # counted: the 403s to one vantage, the item to the other
 
     r = checks_of(removed)
     gone = [c for c in r if c.outcome == "removed"]
-    assert {c.vantage for c in gone[:2]} == {"t13a", "t13b"}  # confirmed from both
+    assert {c.vantage for c in gone[:2]} == {A, B}  # confirmed from both
     removed.refresh_from_db()
     assert removed.status == "removed" and removed.takedown_at == gone[0].checked_at
 
     # nothing answers from either vantage: in time, the server is gone
     until(lambda: Notice.objects.filter(pk=dead.pk, removal_mechanism="server_gone").exists())
     d = checks_of(dead)
-    assert {c.vantage for c in d} == {"t13a", "t13b"}
+    assert {c.vantage for c in d} == {A, B}
     assert all(c.error_kind == "connect_refused" for c in d)
     # every probe's check is recorded with the probe process that made it, never this one
     assert not Check.objects.filter(worker=check_drain.WORKER).exists()
@@ -140,18 +142,18 @@ def test_two_probes_see_selective_serving_a_removal_and_a_dead_server(db, monito
 def test_a_probe_killed_mid_batch_loses_nothing_and_nothing_is_recorded_twice(
     db, monitor_side, start_probe, http_server, settings
 ):
-    settings.MONITOR_VANTAGES = vantages.parse("t13a=probe")
+    settings.MONITOR_VANTAGES = vantages.parse(f"{A}=probe")
     http_server.set("/slow.jpg", ok(ITEM, delay_s=0.3))
     ids = [make_notice(http_server.url(f"/slow.jpg?{i}")).pk for i in range(300)]
-    probe = start_probe("t13a")
-    probes_heard("t13a")
+    probe = start_probe(A)
+    probes_heard(A)
     check_drain.run_batch(now=timezone.now() + timedelta(days=1))  # all 300 go to the probe at once
     until(lambda: Check.objects.filter(notice_id__in=ids).count() >= 50, batch=False)
     probe.send_signal(signal.SIGKILL)
     probe.wait(10)
     seen = Check.objects.filter(notice_id__in=ids).count()
     assert seen < 300  # killed mid-batch
-    start_probe("t13a")
+    start_probe(A)
     until(lambda: Check.objects.filter(notice_id__in=ids).count() >= 300, batch=False, timeout_s=60)
     probe_results.drain_results(wait_s=1.0)  # whatever else arrives (duplicates of what was checked before)
     per_notice = Check.objects.filter(notice_id__in=ids).values_list("notice_id", flat=True)
@@ -162,22 +164,22 @@ def test_a_probe_killed_mid_batch_loses_nothing_and_nothing_is_recorded_twice(
 def test_probe_and_monitor_survive_their_connections_being_closed_by_the_broker(
     db, monitor_side, start_probe, http_server, settings
 ):
-    settings.MONITOR_VANTAGES = vantages.parse("t13a=probe")
+    settings.MONITOR_VANTAGES = vantages.parse(f"{A}=probe")
     http_server.set("/slow.jpg", ok(ITEM, delay_s=0.3))
     ids = [make_notice(http_server.url(f"/slow.jpg?{i}")).pk for i in range(200)]
-    probe = start_probe("t13a")
-    probes_heard("t13a")
+    probe = start_probe(A)
+    probes_heard(A)
     check_drain.run_batch(now=timezone.now() + timedelta(days=1))
     until(lambda: Check.objects.filter(notice_id__in=ids).count() >= 20, batch=False)
-    monitor_side.ctl("close_all_user_connections", "probe-t13a", "test: connection dropped")
-    monitor_side.ctl("close_all_user_connections", "probes-test-monitor", "test: connection dropped")
+    monitor_side.ctl("close_all_user_connections", f"probe-{A}", "test: connection dropped")
+    monitor_side.ctl("close_all_user_connections", MONITOR_USER, "test: connection dropped")
     until(lambda: Check.objects.filter(notice_id__in=ids).count() >= 200, batch=False, timeout_s=60)
     assert probe.poll() is None  # still running, reconnected
     per_notice = list(Check.objects.filter(notice_id__in=ids).values_list("notice_id", flat=True))
     assert sorted(per_notice) == sorted(ids)
     # and both keep working on their new connections: new checks go out and come back
     ProbeStatus.objects.all().delete()
-    probes_heard("t13a")
+    probes_heard(A)
     more = [make_notice(http_server.url(f"/slow.jpg?more{i}")).pk for i in range(20)]
     until(lambda: Check.objects.filter(notice_id__in=more).count() >= 20)
 
@@ -200,35 +202,35 @@ def test_a_probe_cannot_report_a_check_it_was_not_given(db, monitor_side, start_
     )
     token = uuid.uuid4()
     Notice.objects.filter(pk=notice.pk).update(lease_token=token)
-    given_to_a = check_dispatch.ticket(claimed, vantage="t13a", token=token)
-    forged = given_to_a.rsplit("|", 1)[0].replace("t13a", "t13b", 1) + "|" + "0" * 32
-    with Connection(monitor_side.url("probe-t13b")) as conn:
+    given_to_a = check_dispatch.ticket(claimed, vantage=A, token=token)
+    forged = given_to_a.rsplit("|", 1)[0].replace(A, B, 1) + "|" + "0" * 32
+    with Connection(monitor_side.url(f"probe-{B}")) as conn:
         producer = Producer(conn.channel(), exchange=broker.exchanges()[1], auto_declare=False)
         for ticket in (given_to_a, forged):  # another vantage's check; a ticket the monitor never signed
             body = broker.dumps({"probe": "evil:1", "results": [[ticket, observation]]})
-            producer.publish(body, content_type=broker.CONTENT_TYPE, content_encoding="utf-8", user_id="probe-t13b")
-    until(lambda: ProbeStatus.objects.filter(vantage="t13b", rejected__gte=2).exists(), batch=False)
+            producer.publish(body, content_type=broker.CONTENT_TYPE, content_encoding="utf-8", user_id=f"probe-{B}")
+    until(lambda: ProbeStatus.objects.filter(vantage=B, rejected__gte=2).exists(), batch=False)
     assert not Check.objects.filter(notice=notice).exists()
-    assert Notice.objects.get(pk=notice.pk).lease_token == token  # untouched: still awaiting t13a
+    assert Notice.objects.get(pk=notice.pk).lease_token == token  # untouched: still awaiting A
 
     # The broker itself refuses a probe that claims to be another (user_id is validated).
-    with broker.connection(monitor_side.url("probe-t13b")) as conn:  # with publisher confirms
+    with broker.connection(monitor_side.url(f"probe-{B}")) as conn:  # with publisher confirms
         producer = Producer(conn.channel(), exchange=broker.exchanges()[1], auto_declare=False)
         with pytest.raises(Exception, match="(?i)user_id|PRECONDITION"):
-            producer.publish(b"{}", content_type=broker.CONTENT_TYPE, user_id="probe-t13a")
+            producer.publish(b"{}", content_type=broker.CONTENT_TYPE, user_id=f"probe-{A}")
     # nor may it read another vantage's queue
-    with Connection(monitor_side.url("probe-t13b")) as conn:
+    with Connection(monitor_side.url(f"probe-{B}")) as conn:
         with pytest.raises(Exception, match="(?i)access_refused|403"):
-            conn.default_channel.basic_get("checks.t13a")
+            conn.default_channel.basic_get(f"checks.{A}")
 
 
 def test_a_probe_vets_every_address_under_its_own_rules(db, monitor_side, start_probe, http_server, settings):
     """The monitor may open loopback to itself; a probe that does not never connects there."""
-    settings.MONITOR_VANTAGES = vantages.parse("t13a=probe")
+    settings.MONITOR_VANTAGES = vantages.parse(f"{A}=probe")
     notice = make_notice(http_server.set("/a.jpg", ok(ITEM)))
-    start_probe("t13a", allowed="")
-    probes_heard("t13a")
+    start_probe(A, allowed="")
+    probes_heard(A)
     until(lambda: Check.objects.filter(notice=notice).exists())
     check = Check.objects.get(notice=notice)
-    assert (check.vantage, check.outcome, check.reason) == ("t13a", "refused", "refused:loopback")
+    assert (check.vantage, check.outcome, check.reason) == (A, "refused", "refused:loopback")
     assert http_server.hits("/a.jpg") == 0

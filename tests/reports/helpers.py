@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 from datetime import UTC, datetime, timedelta
+
+from django.core.management import call_command
+from django.http import StreamingHttpResponse
 
 from compliance.models import Check, Notice
 
@@ -56,3 +61,32 @@ def checks_for(notice_obj: Notice) -> list[Check]:
                 )
             )
     return made
+
+
+LEAGUE = "/scorecards/"
+BASE = datetime(2025, 6, 1, tzinfo=UTC)  # the hand-computed case's first notification (conftest `case`)
+
+
+def page(client, user, url, status=200):
+    """The page at `url` as `user`, asserting its status."""
+    client.force_login(user)
+    response = client.get(url)
+    assert response.status_code == status, (url, response.status_code)
+    return response
+
+
+def run_report(*args) -> str:
+    """`compliance_report` with `args`: its standard output."""
+    out = io.StringIO()
+    call_command("compliance_report", *args, stdout=out)
+    return out.getvalue()
+
+
+def body_of(response) -> bytes:
+    """A streamed response's body (it must be streamed: never built in memory)."""
+    assert isinstance(response, StreamingHttpResponse)
+    return b"".join(response.streaming_content)
+
+
+def csv_rows(response) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(body_of(response).decode())))

@@ -1,4 +1,4 @@
-"""One definition per figure (issue 11): compliance_report, the metrics API (live and from rollups),
+"""One definition per figure: compliance_report, the metrics API (live and from rollups),
 the exports' status and verdict columns, the league table (page and CSV), the scorecard, the notices
 behind each figure, the hosters' portal and the admin give the same numbers for one data set that
 holds every status, verdict and removal mechanism."""

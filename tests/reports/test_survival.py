@@ -94,7 +94,7 @@ def test_percentiles_by_hand():
 
 
 def test_a_median_is_never_below_the_observations_it_is_made_of():
-    # Issue 11: a true 4.5 s was reported as 4.0 s when times were truncated to whole seconds.
+    # Truncating to whole seconds would report a true 4.5 s as 4.0 s: below the observation.
     assert survival.takedown_percentiles(Grouped.from_durations([4500], [1])) == [4.5, 4.5]
     assert survival.takedown_percentiles(Grouped.from_durations([4501], [1])) == [4.6, 4.6]
     assert survival.takedown_percentiles(Grouped.from_durations([4001, 4002], [1, 1])) == [4.1, 4.1]
@@ -117,7 +117,7 @@ def test_seconds_up_rounds_milliseconds_up_to_a_tenth(ms, seconds):
 )
 def test_percentile_is_numpys_linear_method(values, p):
     # numpy's interpolation differs from PostgreSQL's in the last bits (it computes b - (b-a)(1-t)
-    # above t = 0.5), so compare within the rounding to 0.1 s; test_metrics proves the identity
+    # above t = 0.5), so compare within the rounding to 0.1 s; test_scorecards proves the identity
     # with PostgreSQL's percentile_cont, whose formula a + t (b - a) we use.
     # Values are milliseconds; the percentile is in seconds rounded up to 0.1 s: never below the
     # interpolated value, at most 0.1 s above it.

@@ -1,4 +1,4 @@
-"""add_user USERNAME --role ROLE [--hoster SLUG] [--password P] [--token] (CONTRACT.md)."""
+"""add_user USERNAME --role ROLE [--hoster SLUG] [--password P] [--token] (README, Commands)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""import_notices PATH [--source NAME] [--strict]: notices from a CSV file (CONTRACT.md)."""
+"""import_notices PATH [--source NAME] [--strict]: notices from a CSV file (columns: README)."""
 
 from __future__ import annotations
 

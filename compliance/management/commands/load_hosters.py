@@ -1,4 +1,4 @@
-"""load_hosters PATH: the curated registry of hosters and their networks (CONTRACT.md)."""
+"""load_hosters PATH: the curated registry of hosters and their networks (columns: README)."""
 
 from __future__ import annotations
 

@@ -338,7 +338,7 @@ class Command(BaseCommand):
         path = self.data_dir / "live-notices.csv"
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)
-            # A live batch with its own short deadline is a removal order's (issue 11: regimes); the
+            # A live batch with its own short deadline is a removal order's (the `order` regime); the
             # history's notices are the covenant's 24 h. The scorecards draw one curve for each.
             writer.writerow(["url", "reference", "content_sha256", "hoster", "deadline_s", "regime"])
             writer.writerows([i.url, i.reference, i.content_sha256, i.hoster, deadline_s, "order"] for i in batch)

@@ -1,4 +1,4 @@
-"""compliance_report [--format json|csv] [--from ISO] [--to ISO] [--regime R] (CONTRACT.md).
+"""compliance_report [--format json|csv] [--from ISO] [--to ISO] [--regime R] (README, "Commands").
 
 One row per hoster over the notices notified in [from, to): the same rows as
 `/api/v1/metrics/hosters/`, from the same implementation (reports.scorecards).
@@ -6,14 +6,13 @@ One row per hoster over the notices notified in [from, to): the same rows as
 
 from __future__ import annotations
 
-import csv
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from compliance.models import Notice
-from reports import periods, scorecards
+from reports import exports, periods, scorecards
 
 
 class Command(BaseCommand):
@@ -39,27 +38,17 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, format, start, end, regime, all_columns, **options):
+        now = timezone.now()
         try:
-            period = periods.custom(periods.parse_bound(start, "--from"), periods.parse_bound(end, "--to"))
+            asked = periods.Period.parse({"from": start, "to": end}, now, default=None, bound_names=("--from", "--to"))
         except periods.PeriodError as exc:
             raise CommandError(str(exc), returncode=2) from None
+        period = asked or periods.custom(None, None)  # no bounds: every notice, computed on the spot
         rows = [
             scorecards.report_row(m, all_columns=all_columns)
-            for m in scorecards.report_rows(period, now=timezone.now(), regime=regime)
+            for m in scorecards.report_rows(period, now=now, regime=regime)
         ]
         if format == "json":
             self.stdout.write(json.dumps(rows, indent=2))
             return
-        columns = scorecards.report_columns(all_columns=all_columns)
-        writer = csv.DictWriter(self.stdout, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _csv_value(v) for k, v in row.items()})
-
-
-def _csv_value(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    return value
+        exports.write_report_csv(self.stdout, rows, scorecards.report_columns(all_columns=all_columns))

@@ -1,4 +1,5 @@
-"""The attribution evidence in the API notice detail, and the analysts' override endpoint."""
+"""The attribution evidence in the API notice detail, and the analysts' override endpoint
+(compliance/apis.py, compliance/serializers.py)."""
 
 from __future__ import annotations
 

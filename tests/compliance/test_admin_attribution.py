@@ -1,4 +1,5 @@
-"""The analysts' attribution tools in the admin: evidence inline, override with a reason, re-attribute."""
+"""The analysts' attribution tools in the admin: evidence inline, override with a reason, re-attribute
+(compliance/admin.py)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""The research API and the exports: rows, scoping by role, pseudonyms, filters, metadata, schema."""
+"""The research API (reports/apis.py): the metrics rows and the notice exports over HTTP, scoping by
+role, pseudonyms, filters, metadata and schema."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import timedelta
@@ -10,23 +10,17 @@ from datetime import timedelta
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
-from django.http import StreamingHttpResponse
 
 from compliance.models import Notice
 from compliance.pseudonym import pseudonymise
 from reports import exports
 
+from .helpers import body_of, csv_rows
+
 METRICS = "/api/v1/metrics/hosters/"
+
+
 CSV = "/api/v1/export/notices.csv"
-
-
-def body_of(response) -> bytes:
-    assert isinstance(response, StreamingHttpResponse)  # streamed, never built in memory
-    return b"".join(response.streaming_content)
-
-
-def csv_rows(response) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(body_of(response).decode())))
 
 
 @pytest.mark.parametrize("role", ["analyst", "ministry", "researcher"])
@@ -147,82 +141,6 @@ def test_the_openapi_schema_documents_the_metrics_and_exports_with_their_filters
     names = {p["name"] for p in paths[CSV]["get"]["parameters"]}
     assert {"from", "to", "period", "hoster", "status", "verdict"} <= names
     assert {"from", "to", "period"} <= {p["name"] for p in paths[METRICS]["get"]["parameters"]}
-
-
-@pytest.mark.parametrize("role", ["analyst", "researcher"])
-def test_the_fast_csv_path_writes_exactly_what_the_csv_module_writes(market, prompt_hoster, role, request):
-    """On PostgreSQL the CSV lines are built in SQL; they must equal Python's csv module byte for byte."""
-    from django.utils import timezone
-
-    from .helpers import notice
-
-    notice(prompt_hoster, timezone.now(), ttt_s=5, url='http://x.example/a,b"c"/d', removal_mechanism="")
-    notice(prompt_hoster, timezone.now(), ttt_s=4.500001, last_online_at=None)  # sub-second, rounded up
-    notice(prompt_hoster, timezone.now(), ttt_s=-0.25)  # gone before the notification
-    user = request.getfixturevalue(role)
-    now = timezone.now()
-    flt = exports.ExportFilter()
-    fast = b"".join(exports.csv_stream(user, flt, now=now))
-    reference = (",".join(exports.COLUMNS) + "\n").encode() + b"".join(exports.python_csv_chunks(user, flt, now=now))
-    assert fast == reference
-    assert fast.count(b"\n") == Notice.objects.count() + 1
-
-
-def test_a_download_stopped_half_way_leaves_the_connection_usable(market, analyst, researcher, monkeypatch):
-    """A client that hangs up closes the stream: the prefetching helper (PostgreSQL) stops and the
-    cursor and transaction are closed; the next query on the connection works."""
-    import threading
-
-    from django.utils import timezone
-
-    monkeypatch.setattr(exports, "CHUNK_ROWS", 10)
-    threads_before = threading.active_count()
-    for user in (analyst, researcher):
-        stream = exports.csv_stream(user, exports.ExportFilter(), now=timezone.now())
-        next(stream)  # the header
-        next(stream)  # the first batch
-        stream.close()
-    assert threading.active_count() == threads_before
-    assert Notice.objects.count() == 76
-    full = b"".join(exports.csv_stream(analyst, exports.ExportFilter(), now=timezone.now()))
-    assert full.count(b"\n") == 77
-
-
-def test_parquet_leaves_row_group_by_row_group_and_holds_every_row(market, analyst, monkeypatch):
-    """The Parquet stream hands on each row group's bytes as it is written (the file is never whole
-    in memory), row groups made of several database batches, and the file reads back whole."""
-    from django.utils import timezone
-
-    monkeypatch.setattr(exports, "CHUNK_ROWS", 7)  # database batches of 7 rows
-    monkeypatch.setattr(exports, "PARQUET_ROW_GROUP", 20)  # row groups of 21 (3 batches), the last smaller
-    now = timezone.now()
-    parts = list(exports.parquet_stream(analyst, exports.ExportFilter(), now=now, metadata={"k": "v"}))
-    assert len(parts) >= 4 and all(parts)  # 76 rows: 3 full row groups leave before the footer
-    parquet = pq.ParquetFile(io.BytesIO(b"".join(parts)))
-    assert [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)] == [21, 21, 21, 13]
-    table = parquet.read()
-    expected = list(exports.rows(analyst, exports.ExportFilter(), now=now))
-    assert table.column("id").to_pylist() == [r[0] for r in expected]
-    assert table.column("url").to_pylist() == [r[exports.URL] for r in expected]
-    assert table.column("is_behind_cdn").to_pylist() == [
-        r[exports.COLUMNS.index("is_behind_cdn")] == "true" for r in expected
-    ]
-    assert table.schema.metadata[b"k"] == b"v"
-
-
-def test_export_times_are_seconds_to_the_millisecond_rounded_up(api, prompt_hoster, analyst):
-    from django.utils import timezone
-
-    from .helpers import notice
-
-    at = timezone.now().replace(microsecond=0)
-    a = notice(prompt_hoster, at, ttt_s=4.500001, last_online_at=at + timedelta(seconds=4, microseconds=100))
-    b = notice(prompt_hoster, at, ttt_s=-0.25, last_online_at=None)
-    c = notice(prompt_hoster, at, ttt_s=86400)
-    rows = {int(r["id"]): r for r in csv_rows(api.as_user(analyst).get(CSV))}
-    assert (rows[a.pk]["ttt_s"], rows[a.pk]["precision_s"]) == ("4.501", "0.500")
-    assert (rows[b.pk]["ttt_s"], rows[b.pk]["precision_s"]) == ("-0.250", "-0.250")
-    assert rows[c.pk]["ttt_s"] == "86400.000"
 
 
 def test_the_export_filters_by_regime_and_carries_it(api, prompt_hoster, analyst):
