@@ -14,10 +14,8 @@ from compliance.display import duration_text, reason_label
 register = template.Library()
 
 
-@register.filter
-def check_reason(code) -> str:
-    """Why a check was classified so, in the reader's language ("http_404" -> "not found (404)")."""
-    return reason_label(code)
+# Why a check was classified so, in the reader's language ("http_404" -> "not found (404)").
+register.filter("check_reason", reason_label)
 
 
 @register.simple_tag
