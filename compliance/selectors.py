@@ -16,7 +16,7 @@ from compliance import rules
 from compliance.models import DeliveryEvent, Dispute, Hoster, Notice, NoticeEmail, Role
 
 # The verdict's reads live with the verdict (compliance/verdicts.py); reports/ still reaches them here.
-from compliance.verdicts import annotate_verdict, measured_notices, unmeasured_condition, verdict_expression  # noqa: F401
+from compliance.verdicts import unmeasured_condition
 
 
 def role_of(user) -> str | None:

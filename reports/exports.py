@@ -40,7 +40,7 @@ from django.db import NotSupportedError, connection, transaction
 from django.db.models import Case, F, Func, QuerySet, TextField, Value, When
 from django.db.models.functions import NullIf
 
-from compliance import selectors
+from compliance import selectors, verdicts
 from compliance.pseudonym import pseudonymise
 from reports import scorecards
 from reports.periods import Period
@@ -164,7 +164,7 @@ def export_queryset(user, flt: ExportFilter, *, now: datetime) -> QuerySet:
         qs = qs.filter(status__in=flt.statuses)
     if flt.regime:
         qs = qs.filter(regime=flt.regime)
-    qs = selectors.annotate_verdict(qs, now)
+    qs = verdicts.annotate_verdict(qs, now)
     if flt.verdict:
         qs = qs.filter(verdict_sql=flt.verdict)
     return (

@@ -39,7 +39,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from compliance import selectors
+from compliance import verdicts
 from compliance.models import Hoster, Notice
 from reports import periods, scorecards, survival
 from reports.models import Rollup, RollupCell, RollupRow, RollupState
@@ -137,7 +137,7 @@ def compute_cells(days: set[date] | None, *, now: datetime) -> set[date] | None:
     rows = scorecards.aggregate_rows(qs, now, CELL_GROUP)
     grouped = {
         (_as_date(k[0]), *k[1:]): g
-        for k, g in scorecards.grouped_observations(selectors.measured_notices(qs), CELL_GROUP).items()
+        for k, g in scorecards.grouped_observations(verdicts.measured_notices(qs), CELL_GROUP).items()
     }
     cells = []
     for row in rows:

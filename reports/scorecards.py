@@ -5,9 +5,9 @@ table, the scorecards, the "below the bar" list and the rollups behind them. Wha
 counts is written once (`FIGURE_CONDITIONS`): the counts use it, and so does the list of the
 notices behind a figure (`figure_notices`).
 
-Two SQL queries per period (both over measured notices, `compliance.selectors.measured_notices`):
+Two SQL queries per period (both over measured notices, `compliance.verdicts.measured_notices`):
 1. one aggregate per hoster: notices, removed, within, late, pending, open, reappearances, ...
-   (the verdict is `selectors.verdict_expression`, the SQL twin of `compliance.rules.verdict`);
+   (the verdict is `verdicts.verdict_expression`, the SQL twin of `compliance.rules.verdict`);
 2. the observations grouped per hoster and millisecond (each time rounded UP to the next
    millisecond, never below the observation): how many notices were taken down at each time to
    takedown, and how many still-online notices were last seen at each time (censored).
@@ -42,7 +42,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Greatest
 
-from compliance import selectors
+from compliance import verdicts
 from compliance.models import Hoster, Notice
 from reports import survival
 from reports.periods import Period
@@ -205,7 +205,7 @@ CELL_COUNTS = (*MEASURED_COUNTS, *APART_COUNTS)
 
 
 # What each figure counts, as a condition on measured notices annotated with their verdict
-# (`selectors.annotate_verdict`; None: all of them). The aggregates count these (`aggregate_rows`)
+# (`verdicts.annotate_verdict`; None: all of them). The aggregates count these (`aggregate_rows`)
 # and the notices behind a figure are listed by them (`figure_notices`): one definition for both.
 # Keys are the figures' names in URLs (`?figure=past`).
 FIGURE_CONDITIONS: dict[str, Q | None] = {
@@ -226,12 +226,12 @@ FIGURE_CONDITIONS: dict[str, Q | None] = {
 
 def unmeasured_condition() -> Q:
     """Notified notices outside every rate: `compliance.selectors`' definition."""
-    return selectors.unmeasured_condition()
+    return verdicts.unmeasured_condition()
 
 
 def provisional_condition(now: datetime) -> Q:
     """A takedown resting on a server-gone that has not settled yet (`Notice.is_provisional`, and
-    not yet `settles_at`): its verdict is pending (`selectors.verdict_expression`)."""
+    not yet `settles_at`): its verdict is pending (`verdicts.verdict_expression`)."""
     return Q(takedown_at__isnull=False, removal_mechanism=Notice.RemovalMechanism.SERVER_GONE, settles_at__gt=now)
 
 
@@ -257,9 +257,9 @@ def notified_in(base: QuerySet[Notice], period: Period, regime: str | None = Non
 
 def aggregate_rows(qs: QuerySet[Notice], now: datetime, group_by: tuple[str, ...]) -> list[dict]:
     """Query 1: the counts per group (`group_by`: e.g. hoster_id; NULL hoster: unattributed) over
-    the notified notices `qs`: measured ones (their verdict is `selectors.verdict_expression`, the
+    the notified notices `qs`: measured ones (their verdict is `verdicts.verdict_expression`, the
     SQL twin of `compliance.rules.verdict`) and, counted apart, the rest."""
-    measured = selectors.annotate_verdict(selectors.measured_notices(qs), now)
+    measured = verdicts.annotate_verdict(verdicts.measured_notices(qs), now)
     figure = FIGURE_CONDITIONS
     counts = {
         "notices": Count("id"),
@@ -513,7 +513,7 @@ def period_metrics(
         base = base.filter(hoster__in=hosters)
     qs = notified_in(base, period, regime)
     rows = aggregate_rows(qs, now, ("hoster_id",))
-    grouped = grouped_observations(selectors.measured_notices(qs), ("hoster_id", "regime", "deadline_s"))
+    grouped = grouped_observations(verdicts.measured_notices(qs), ("hoster_id", "regime", "deadline_s"))
     return build(period, now=now, rows=rows, grouped=grouped, with_charts=with_charts, regime=regime)
 
 
@@ -527,7 +527,7 @@ def figure_notices(
     from `notices` (a selector's queryset: scoping), oldest notification first; each with its
     `verdict_sql` and `ttt_ms`."""
     condition = FIGURE_CONDITIONS[figure]
-    qs = selectors.annotate_verdict(selectors.measured_notices(notices).filter(hoster=hoster), now).annotate(
+    qs = verdicts.annotate_verdict(verdicts.measured_notices(notices).filter(hoster=hoster), now).annotate(
         ttt_ms=ttt_ms_expression()
     )
     qs = period.filter(qs)
@@ -547,8 +547,8 @@ def open_past_deadline(
     """Open notices of the hoster past their deadline without takedown (the verdict late), oldest
     deadline first, at most OVERDUE_LIMIT (`more`: there are more). Uses the (status, deadline_at)
     index."""
-    qs = selectors.annotate_verdict(
-        selectors.measured_notices(notices).filter(hoster=hoster, status__in=Notice.OPEN_STATUSES, deadline_at__lt=now),
+    qs = verdicts.annotate_verdict(
+        verdicts.measured_notices(notices).filter(hoster=hoster, status__in=Notice.OPEN_STATUSES, deadline_at__lt=now),
         now,
     ).filter(verdict_sql="late")
     qs = period.filter(qs)
