@@ -96,6 +96,7 @@ class RollupCell(models.Model):
     reappeared = _count(_("reappeared"))
     reappearances = _count(_("reappearances"))
     displaced = _count(_("displaced"))
+    served_selectively = _count(_("served selectively"))
     server_gone_provisional = _count(_("provisional server-gone takedowns"))
     mechanism_file_gone = _count(_("file gone"))
     mechanism_blocked = _count(_("blocked"))

@@ -197,6 +197,7 @@ MEASURED_COUNTS = (
     "reappeared",
     "reappearances",
     "displaced",
+    "served_selectively",
     "server_gone_provisional",
     *(f"mechanism_{m}" for m in MECHANISMS),
 )
@@ -346,23 +347,9 @@ def grouped_observations(qs: QuerySet[Notice], group_by: tuple[str, ...]) -> dic
 
 def _metrics_from(row: dict, grouped: survival.Grouped, *, hoster: str | None, name: str) -> HosterMetrics:
     m = HosterMetrics(hoster=hoster, name=name, hoster_id=row.get("hoster_id"))
-    for key in (
-        "notices",
-        "removed",
-        "within",
-        "late",
-        "pending",
-        "open",
-        "open_past_deadline",
-        "taken_down",
-        "reappeared",
-        "reappearances",
-        "displaced",
-        "served_selectively",
-        "server_gone_provisional",
-        *APART_COUNTS,
-    ):
-        setattr(m, key, int(row.get(key) or 0))
+    for key in CELL_COUNTS:
+        if not key.startswith("mechanism_"):
+            setattr(m, key, int(row.get(key) or 0))
     m.server_gone = int(row.get("mechanism_server_gone") or 0)
     m.oldest_open_notified_at = row.get("oldest_open_notified_at")
     m.removal_mechanisms = {

@@ -143,3 +143,17 @@ def test_every_surface_gives_the_same_figures(every_case, client, api, analyst, 
 def _stream(api, user) -> str:
     response = api.as_user(user).get("/api/v1/export/notices.csv")
     return b"".join(response.streaming_content).decode()
+
+
+@pytest.mark.django_db
+def test_served_selectively_is_the_same_live_and_from_the_rollups(api, researcher, prompt_hoster):
+    """A figure the rollup cells did not carry read 0 on the league table while the live API counted it."""
+    old = timezone.now() - timedelta(days=20)
+    notice(prompt_hoster, old, status="online", served_selectively_count=2, served_selectively_at=old)
+    notice(prompt_hoster, old, status="online")
+    client = api.as_user(researcher)
+    live = {r["hoster"]: r["served_selectively"] for r in client.get("/api/v1/metrics/hosters/").json()}
+    rolled = {
+        r["hoster"]: r["served_selectively"] for r in client.get("/api/v1/metrics/hosters/", {"period": "all"}).json()
+    }
+    assert live == rolled == {"prompt": 1}
