@@ -111,19 +111,26 @@ def _recreate_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def run() -> dict:
+def monitor_env(database_url: str, concurrency: int) -> dict[str, str]:
+    """The environment of a monitor benchmark's processes: production settings on `database_url`,
+    loopback opened to the checks, `concurrency` checks in flight (per address too)."""
     env = {
         **os.environ,
-        "DATABASE_URL": DATABASE_URL,
+        "DATABASE_URL": database_url,
         "SECRET_KEY": "bench-only",
         "DEBUG": "off",
         "MONITOR_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8",
-        "MONITOR_CONCURRENCY": str(CONCURRENCY),
-        "MONITOR_PER_IP_CONCURRENCY": str(CONCURRENCY),
+        "MONITOR_CONCURRENCY": str(concurrency),
+        "MONITOR_PER_IP_CONCURRENCY": str(concurrency),
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     env.pop("TEST_DATABASE_NAME", None)
+    return env
+
+
+def run() -> dict:
+    env = monitor_env(DATABASE_URL, CONCURRENCY)
     _recreate_database(DATABASE_URL)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     server = subprocess.Popen(

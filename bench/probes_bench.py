@@ -27,7 +27,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.monitor_bench import CONCURRENCY, PIPELINE_SCRIPT, SETUP_SCRIPT, _make_all_due, _recreate_database
+from bench.monitor_bench import (
+    CONCURRENCY,
+    PIPELINE_SCRIPT,
+    SETUP_SCRIPT,
+    _make_all_due,
+    _recreate_database,
+    monitor_env,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 URLS = int(os.environ.get("BENCH_PROBES_URLS", 20_000))
@@ -41,6 +48,7 @@ REMOTE_SCRIPT = """
 import json, sys, threading, time, django
 django.setup()
 from django.db import connections
+from bench import monitor_bench
 from monitor import probe_results, check_drain
 from monitor.models import ProbeStatus
 want, names = int(sys.argv[1]), sys.argv[2].split(",")
@@ -103,18 +111,7 @@ def _rabbit_pid() -> int | None:
 
 
 def run() -> dict:
-    base_env = {
-        **os.environ,
-        "DATABASE_URL": DATABASE_URL,
-        "SECRET_KEY": "bench-only",
-        "DEBUG": "off",
-        "MONITOR_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8",
-        "MONITOR_CONCURRENCY": str(CONCURRENCY),
-        "MONITOR_PER_IP_CONCURRENCY": str(CONCURRENCY),
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    base_env.pop("TEST_DATABASE_NAME", None)
+    base_env = monitor_env(DATABASE_URL, CONCURRENCY)
     for name in ("MONITOR_VANTAGES", "MONITOR_BROKER_URL"):
         base_env.pop(name, None)
     _recreate_database(DATABASE_URL)
